@@ -246,23 +246,23 @@ def example_token_counts(
 
 def distribution(values: Iterable[float]) -> dict[str, float | int | None]:
     """``count, min, max, mean, median, p10, p90`` of ``values`` (the cookbook's summary;
-    quantiles interpolate linearly, like ``numpy.quantile``). Empty input gives ``count`` 0
-    and ``None`` for the rest."""
+    quantiles interpolate linearly, like ``numpy.quantile``; floats are rounded to 4 decimals).
+    Empty input gives ``count`` 0 and ``None`` for the rest."""
     data = sorted(values)
     n = len(data)
     if n == 0:
-        return dict.fromkeys(("min", "max", "mean", "median", "p10", "p90"), None) | {"count": 0}
+        return {"count": 0} | dict.fromkeys(("min", "max", "mean", "median", "p10", "p90"))
 
     def quantile(q: float) -> float:
         pos = (n - 1) * q
         lo, hi = math.floor(pos), math.ceil(pos)
-        return float(data[lo] + (data[hi] - data[lo]) * (pos - lo))
+        return round(float(data[lo] + (data[hi] - data[lo]) * (pos - lo)), 4)
 
     return {
         "count": n,
         "min": data[0],
         "max": data[-1],
-        "mean": sum(data) / n,
+        "mean": round(sum(data) / n, 4),
         "median": quantile(0.5),
         "p10": quantile(0.1),
         "p90": quantile(0.9),
@@ -335,7 +335,7 @@ def plot_distributions(
         plot_distributions(total_tokens=[46, 59, 48], title="training set")
 
     Each panel marks the mean and the median; ``token_limit`` draws the model's per-example
-    limit on the total-token panel."""
+    limit on the total-token panel when the longest example comes within half of it."""
     from matplotlib.figure import Figure  # no pyplot: no backend or global figure state
 
     data = dict(series or {}) | named_series

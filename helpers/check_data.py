@@ -1,0 +1,168 @@
+"""``python -m helpers check-data FILE [FILE ...] [--model gpt-4o] [--json]``.
+
+Checks chat fine-tuning JSONL files (``helpers.chat_data``) and shows, per file, the
+examples, the errors by line, the warnings, the token distributions (``helpers.tokens``) and
+the cookbook's epochs and billed-tokens estimate.
+
+Exit code: 0 when every file is valid, 1 when any file has an error, 2 when a file cannot be
+read (or the model is unknown).
+
+In a notebook, :func:`check_file` gives the same information as a dict (the ``--json``
+object) and :func:`format_report` the text of the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+DEFAULT_MODEL = "gpt-4o"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("files", nargs="+", metavar="FILE", help="chat fine-tuning JSONL file(s)")
+    parser.add_argument(
+        "--model", default=DEFAULT_MODEL,
+        help="the base model to fine-tune: picks the tokenizer and the per-example token "
+             "limit (default: %(default)s; e.g. gpt-4o-mini, gpt-4.1, gpt-35-turbo)",
+    )
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON object per file (one per line) instead of tables")
+
+
+def _issues(issues) -> list[dict[str, Any]]:
+    return [{"line": i.line, "kind": i.kind, "message": i.message} for i in issues]
+
+
+def check_file(path: str | Path, model: str = DEFAULT_MODEL) -> dict[str, Any]:
+    """Check one file and return the ``--json`` object: ``path, model, encoding, examples,
+    valid, errors, warnings, total_tokens, assistant_tokens, estimate``.
+
+    The distributions and the estimate cover the examples without a per-example error.
+    Raises ``FileNotFoundError``/``OSError`` for an unreadable path and ``ValueError`` for an
+    unknown model."""
+    return _check(path, model)[0]
+
+
+def _check(path: str | Path, model: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The ``--json`` object and the file facts the table shows besides it."""
+    from helpers import chat_data, tokens
+
+    report = chat_data.validate_file(path, model=model)
+    counts = tokens.example_token_counts(report.countable_examples, model=model)
+    return {
+        "path": str(path),
+        "model": model,
+        "encoding": report.encoding,
+        "examples": len(report.examples),
+        "valid": report.valid,
+        "errors": _issues(report.errors),
+        "warnings": _issues(report.warnings),
+        "total_tokens": tokens.distribution(counts["total_tokens"]),
+        "assistant_tokens": tokens.distribution(counts["assistant_tokens"]),
+        "estimate": tokens.estimate_epochs_and_cost(counts["total_tokens"], model=model),
+    }, {
+        "bom": report.has_bom,
+        "line_endings": report.line_endings,
+        "token_limit": tokens.training_token_limit(model),
+    }
+
+
+def _num(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.1f}"
+    return f"{value:,}"
+
+
+def _wrap_issue(issue: dict[str, Any], width: int) -> str:
+    where = "file" if issue["line"] is None else f"line {issue['line']}"
+    message = issue["message"].removeprefix(f"{where}: ")
+    return f"  {where:>9}  {issue['kind']:<{width}}  {message}"
+
+
+def format_report(result: dict[str, Any], file_info: dict[str, Any] | None = None) -> str:
+    """The human table of one :func:`check_file` result (``file_info``: optional facts of the
+    file, ``bom`` and ``line_endings``, shown when given)."""
+    from helpers import tokens
+
+    info = file_info or {}
+    fmt = ""
+    if "bom" in info:
+        bom = "with BOM" if info["bom"] else "no BOM"
+        fmt = f", UTF-8 {bom}, {info.get('line_endings') or 'no'} line ends"
+    lines = [
+        f"{result['path']}",
+        f"  model {result['model']} ({result['encoding']}){fmt}",
+        f"  examples   {result['examples']}    "
+        + ("VALID" if result["valid"] else f"INVALID: {len(result['errors'])} error(s)"),
+    ]
+    for title, issues in (("errors", result["errors"]), ("warnings", result["warnings"])):
+        if not issues:
+            lines.append(f"  {title:<9}  none")
+            continue
+        lines.append(f"  {title} ({len(issues)}):")
+        width = max(len(i["kind"]) for i in issues)
+        lines.extend(_wrap_issue(i, width) for i in issues)
+
+    keys = ("count", "min", "max", "mean", "median", "p10", "p90")
+    lines.append("  " + f"{'':<18}" + "".join(f"{k:>9}" for k in keys))
+    for name in ("total_tokens", "assistant_tokens"):
+        dist = result[name]
+        label = name.replace("_", " ")
+        lines.append("  " + f"{label:<18}" + "".join(f"{_num(dist[k]):>9}" for k in keys))
+    est = result["estimate"]
+    limit = info.get("token_limit") or tokens.training_token_limit(result["model"])
+    limit_text = f" (examples over {limit:,} tokens are billed at the limit)" if limit else ""
+    lines.append(
+        f"  estimate   {est['n_epochs']} epochs x ~{est['billing_tokens']:,} tokens "
+        f"= ~{est['charged_tokens']:,} charged tokens{limit_text}"
+    )
+    if result["total_tokens"]["count"] < result["examples"]:
+        lines.append("  (token figures count only the examples without errors)")
+    return "\n".join(lines)
+
+
+def _unreadable(path: str, model: str, message: str) -> dict[str, Any]:
+    """The ``--json`` object of a file that could not be read (kind ``unreadable``)."""
+    empty = {"count": 0} | dict.fromkeys(("min", "max", "mean", "median", "p10", "p90"))
+    return {
+        "path": path, "model": model, "encoding": None, "examples": 0, "valid": False,
+        "errors": [{"line": None, "kind": "unreadable", "message": message}], "warnings": [],
+        "total_tokens": dict(empty), "assistant_tokens": dict(empty),
+        "estimate": {"n_epochs": 0, "billing_tokens": 0, "charged_tokens": 0},
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    from helpers import tokens
+
+    try:
+        tokens.training_token_limit(args.model)
+    except ValueError as exc:
+        print(f"check-data: {exc}", file=sys.stderr)
+        return 2
+
+    status = 0
+    for n, path in enumerate(args.files):
+        try:
+            result, info = _check(path, model=args.model)
+        except OSError as exc:
+            print(f"check-data: {exc}", file=sys.stderr)
+            if args.json:
+                print(json.dumps(_unreadable(path, args.model, str(exc))))
+            status = 2
+            continue
+        if args.json:
+            print(json.dumps(result, ensure_ascii=False))
+        else:
+            if n:
+                print()
+            print(format_report(result, info))
+        if not result["valid"]:
+            status = max(status, 1)
+    return status
