@@ -90,7 +90,10 @@ TRAINING_TOKEN_LIMITS: dict[str, int] = {
 def _normalise(model: str) -> str:
     """Lower-case, drop fine-tune suffixes, and spell gpt-3.5 the Azure way (gpt-35)."""
     if not isinstance(model, str) or not model.strip():
-        raise ValueError(f"model must be a model name such as 'gpt-4o', not {model!r}")
+        raise ValueError(
+            f"model must be a model name such as 'gpt-4o', not {model!r}; known base models: "
+            f"{_known_models()}"
+        )
     name = model.strip().lower()
     if name.startswith("ft:"):  # OpenAI: ft:gpt-4o-mini-2024-07-18:org:suffix:id
         name = name[3:].split(":", 1)[0]
