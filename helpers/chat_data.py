@@ -387,12 +387,10 @@ def _check_example(example: dict, number: int, report: DataReport) -> None:
         error("example_missing_assistant_message",
               "the example has no assistant message; add the answer you want the model to learn "
               'as {"role": "assistant", "content": "..."} after the user message.')
-        return
-    trainable = [
+    elif not [
         m for m in messages
         if isinstance(m, dict) and m.get("role") == "assistant" and m.get("weight", 1) != 0
-    ]
-    if not trainable:
+    ]:
         warning("no_trainable_assistant_message",
                 "every assistant message has weight 0, so the example teaches nothing; set "
                 "weight 1 on the answer to learn.")
