@@ -99,9 +99,11 @@ def test_deployment_needs_its_settings():
     ):
         azure.deployment_request(backend, "m")
     env |= {"AZURE_RESOURCE_GROUP": "rg", "AZURE_OPENAI_RESOURCE": "acct"}
-    with azure.make_client(env) as backend:
-        with pytest.raises(azure.AzureSetupError, match="az account get-access-token"):
-            azure.deployment_request(backend, "m")
+    with (
+        azure.make_client(env) as backend,
+        pytest.raises(azure.AzureSetupError, match="az account get-access-token"),
+    ):
+        azure.deployment_request(backend, "m")
 
 
 # --------------------------------------------------------------------------- results and plots
