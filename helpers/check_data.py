@@ -5,7 +5,7 @@ examples, the errors by line, the warnings, the token distributions (``helpers.t
 the cookbook's epochs and billed-tokens estimate.
 
 Exit code: 0 when every file is valid, 1 when any file has an error, 2 when a file cannot be
-read (or the model is unknown).
+read (or the model is unknown); 141 when the output pipe closes early (``| head``).
 
 In a notebook, :func:`check_file` gives the same information as a dict (the ``--json``
 object) and :func:`format_report` the text of the table.
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -147,6 +148,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"check-data: {exc}", file=sys.stderr)
         return 2
 
+    try:
+        return _run(args)
+    except BrokenPipeError:  # `check-data ... | head`: stop quietly, like other tools
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a tool cut off this way
+
+
+def _run(args: argparse.Namespace) -> int:
     status = 0
     for n, path in enumerate(args.files):
         try:
