@@ -198,7 +198,10 @@ def _bad_utf8(line: bytes, exc: UnicodeDecodeError) -> str:
 
 
 def _short(value: Any, limit: int = 40) -> str:
-    text = json.dumps(value, ensure_ascii=False)
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (RecursionError, ValueError):
+        text = f"a deeply nested {type(value).__name__}"
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -251,6 +254,13 @@ def validate_bytes(
                 continue
         try:
             example = json.loads(text)
+        except RecursionError:
+            report.errors.append(Issue(
+                number, "invalid_json",
+                f"line {number} nests JSON too deeply to read; an example is an object with a "
+                f"flat list of messages, like {_EXAMPLE_SHAPE}",
+            ))
+            continue
         except json.JSONDecodeError as exc:
             hint = (
                 " Each line must hold one complete JSON object: a pretty-printed (multi-line) "

@@ -407,3 +407,24 @@ def test_course_data_has_one_voice_and_no_leak():
     assert len(set(questions["train"])) == len(questions["train"])
     assert len(set(questions["valid"])) == len(questions["valid"])
     assert not set(questions["train"]) & set(questions["valid"]), "validation repeats training"
+
+
+def test_bad_content_never_raises():
+    """Random bytes, truncations and mutations of a valid file all give a report, never raise."""
+    import random
+
+    rng = random.Random(1234)
+    valid = ("\n".join(good_lines(10)) + "\n").encode()
+    samples = [b"[" * 100_000, b'{"messages": ' + b"[" * 50_000, b"\x00\x01\x02", b"\r\r\r"]
+    for _ in range(150):
+        data = bytearray(valid)
+        for _ in range(rng.randint(1, 20)):
+            pos = rng.randrange(len(data))
+            data[pos] = rng.randrange(256)
+        samples.append(bytes(data[: rng.randint(0, len(data))]))
+        samples.append(bytes(rng.randrange(256) for _ in range(rng.randint(0, 300))))
+    for data in samples:
+        report = chat_data.validate_bytes(data)
+        assert {i.kind for i in report.errors} <= set(chat_data.ERROR_KINDS)
+        assert all(i.line is None or i.line >= 1 for i in report.errors)
+        assert len(report.examples) == len(report.example_lines)
