@@ -33,5 +33,13 @@ test: setup
 test-slow: setup
 	$(OFFLINE) $(PY) -m pytest -m slow
 
+# Benchmarks (bench/README.md): every ratio against the lab's recipe, measured side by side in one
+# run, offline; about 30 minutes on 2 cores. BENCH_LONG=1 runs the issue's full sizes (hours).
+# Results: bench/results/*.json; the Performance section is printed at the end
+# (again with `$(PY) -m bench.summary`).
+BENCH_LONG ?= 0
+bench: setup
+	BENCH_LONG=$(BENCH_LONG) $(OFFLINE) $(PY) -m bench --keep-going
+
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,162 @@
+"""Print the README's "Performance" section as markdown from ``bench/results/*.json``.
+
+``python -m bench.summary [--results DIR] [--heading-level 2]``; ``make bench`` prints it at the
+end. Every figure comes from a result file; nothing here is typed in by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from bench import common
+
+#: Per benchmark: (column key, header, formatter) for its measurement table.
+_S = "seconds"
+COLUMNS: dict[str, list[tuple[str, str, str]]] = {
+    "token_stats": [
+        ("examples", "examples", "int"), ("tokens", "tokens", "int"),
+        ("lab_s", "lab loop", _S), ("course_s", "helpers.tokens", _S),
+        ("floor_s", "raw encode (floor)", _S), ("floor_batch_s", "threaded batch encode", _S),
+        ("counts_agree", "counts agree", "bool"),
+    ],
+    "gpt2_recipe": [
+        ("variant", "variant", "str"), ("description", "recipe", "str"),
+        ("tokens_per_epoch", "tokens / epoch", "int"), ("padding_share", "padding", "pct"),
+        ("step_s_median", "s / step (median)", _S), ("epoch_s_extrapolated", "epoch (extrap.)", _S),
+        ("epoch_s_real", "epoch (real)", _S), ("peak_memory_growth_mib", "peak mem. growth MiB", "num"),
+    ],
+    "emulator": [
+        ("case", "case", "str"), ("backend", "backend", "str"), ("examples", "examples", "int"),
+        ("median_s", "median", _S), ("p95_s", "p95", _S), ("throughput_mib_s", "MiB/s", "num"),
+        ("n", "runs", "int"),
+    ],
+    "grading": [
+        ("assignment", "assignment", "str"), ("n", "N", "int"), ("mode", "mode", "str"),
+        ("seconds", "wall", _S), ("per_submission_s", "per submission", _S),
+        ("scores_agree", "same scores", "bool"),
+    ],
+    "cpu_accuracy": [
+        ("config", "configuration", "str"), ("budget_min", "budget (min)", "num"),
+        ("train_s", "train", _S), ("total_s", "total", _S), ("accuracy", "accuracy", "num3"),
+        ("f1", "F1", "num3"),
+    ],
+}
+
+WHAT = {
+    "token_stats": "Token statistics of chat data (issue 8): the lab's counting loop vs "
+                   "`helpers.tokens`, with tiktoken's raw encode as the floor.",
+    "gpt2_recipe": "GPT-2 on IMDB: the lab's pad-to-max recipe vs the course's (dynamic padding, "
+                   "truncation, length grouping, CPU defaults) on the same model and batch size.",
+    "emulator": "The local Azure OpenAI emulator: job time, chat latency, upload throughput.",
+    "grading": "Grading N submissions: `--jobs 1`, `--jobs 2` and plain `nbgrader autograde`.",
+    "cpu_accuracy": "The course's CPU recipe, offline, packaged backbone: accuracy against wall time.",
+}
+
+
+def _fmt(value: Any, kind: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if kind == "seconds":
+        return common.fmt_seconds(float(value))
+    if kind == "int":
+        return f"{int(value):,}"
+    if kind == "pct":
+        return f"{100 * float(value):.0f}%"
+    if kind == "num":
+        return f"{float(value):,.1f}"
+    if kind == "num3":
+        return f"{float(value):.3f}"
+    if kind == "bool":
+        return "yes" if value else "NO"
+    return str(value).replace("|", "\\|")
+
+
+def _table(headers: list[str], rows: Iterable[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def ratio_rows(result: Mapping[str, Any]) -> list[list[str]]:
+    rows = []
+    for r in result.get("ratios", []):
+        target = ""
+        if r.get("target") is not None:
+            sign = "≥" if r.get("direction", "min") == "min" else "≤"
+            verdict = {True: "met", False: "**missed**", None: "–"}[r.get("meets")]
+            target = f"{sign} {r['target']:g}× ({verdict})"
+        value = r.get("value")
+        rows.append([
+            r["name"], f"{r['baseline']} / {r['candidate']}",
+            "–" if value is None else f"**{value:.2f}×**", target,
+        ])
+    return rows
+
+
+def render(results: Mapping[str, Mapping[str, Any]], names: Iterable[str] | None = None,
+           level: int = 2) -> str:
+    """The Performance section for ``results`` (``common.load_results()``), markdown."""
+    h = "#" * level
+    order = [n for n in (names or results) if n in results] or list(results)
+    lines = [f"{h} Performance", ""]
+    if not order:
+        lines += ["No benchmark results yet: run `make bench` (about 30 minutes on 2 cores).", ""]
+        return "\n".join(lines)
+    first = results[order[0]]
+    machine = first.get("machine", {})
+    profiles = sorted({results[n].get("profile", "?") for n in order})
+    dates = sorted(results[n].get("created", "") for n in order)
+    lines += [
+        (f"Measured with `make bench`{' BENCH_LONG=1' if profiles == ['long'] else ''} "
+        f"(profile {', '.join(profiles)}) on {common.describe_machine(machine)}, "
+        f"{machine.get('os', '')}, Python {machine.get('python', '')}, "
+        f"torch {machine.get('versions', {}).get('torch')}, "
+        f"transformers {machine.get('versions', {}).get('transformers')}; "
+        f"commit `{machine.get('git_commit')}`{' (with local changes)' if machine.get('git_dirty') else ''}"
+        f", {dates[0][:10] if dates and dates[0] else 'date unknown'}."),
+        "",
+        ("Every ratio is *baseline / course*, measured side by side in one run (variants "
+        "interleaved, medians of the repeats), so above 1× the course is that many times "
+        "cheaper; `bench/README.md` says what each benchmark measures. Re-run one with "
+        "`python -m bench.<name>` and regenerate this section with `python -m bench.summary`."),
+        "",
+    ]
+    for name in order:
+        result = results[name]
+        lines += [f"{h}# `bench/{name}.py`", "", WHAT.get(name, result.get("title", "")), ""]
+        lines += [(f"Command: `{result.get('command', '')}` — {common.fmt_seconds(result.get('wall_s') or math.nan)}"
+                  f" wall."), ""]
+        rows = ratio_rows(result)
+        if rows:
+            lines += _table(["ratio", "baseline / course", "value", "target"], rows) + [""]
+        columns = COLUMNS.get(name)
+        measurements = result.get("measurements", [])
+        if measurements:
+            if columns is None:
+                keys = [k for k, v in measurements[0].items() if not isinstance(v, list | dict)]
+                columns = [(k, k, "str") for k in keys]
+            present = [c for c in columns if any(c[0] in m for m in measurements)]
+            lines += _table([c[1] for c in present],
+                            ([_fmt(m.get(key), kind) for key, _, kind in present]
+                             for m in measurements)) + [""]
+        for note in result.get("notes", []):
+            lines.append(f"- {note}")
+        if result.get("notes"):
+            lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.summary", description=__doc__.split("\n\n")[0])
+    p.add_argument("--results", default=str(common.RESULTS_DIR), help="folder of result JSON files")
+    p.add_argument("--heading-level", type=int, default=2, help="markdown level of the heading")
+    args = p.parse_args(argv)
+    print(render(common.load_results(args.results), level=args.heading_level), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
