@@ -190,11 +190,35 @@ def test_plot_distributions_returns_a_figure_without_pyplot_state():
         tokens.plot_distributions()
 
 
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
 def test_plot_renders_to_png(tmp_path):
     fig = tokens.plot_distributions(total_tokens=[46, 59, 48])
     out = tmp_path / "plot.png"
     fig.savefig(out)
-    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert out.read_bytes()[:8] == PNG
+    assert fig._repr_png_()[:8] == PNG  # what Jupyter shows
+
+
+def test_plot_displays_as_an_image_in_a_notebook_kernel():
+    """A cell whose value is the figure shows one PNG, with or without pyplot imported."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    repo = Path(__file__).resolve().parents[1]
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("from helpers import tokens\n"
+                                  "tokens.plot_distributions(total_tokens=[46, 59, 48])"),
+        nbformat.v4.new_code_cell("import matplotlib.pyplot as plt\n"
+                                  "tokens.plot_distributions(total_tokens=[46, 59, 48])"),
+    ]
+    client = nbclient.NotebookClient(nb, timeout=120, kernel_name="python3",
+                                     resources={"metadata": {"path": str(repo)}})
+    client.execute()
+    for cell in nb.cells:
+        images = [o for o in cell.outputs if "image/png" in o.get("data", {})]
+        assert len(images) == 1, cell.outputs
 
 
 @pytest.mark.skipif(not REFERENCE.is_dir(), reason="../shared/reference-data is not present")
