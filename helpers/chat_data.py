@@ -226,7 +226,7 @@ def validate_bytes(
     elif data.startswith(_UTF16_BOMS):
         report.errors.append(Issue(
             1, "invalid_encoding",
-            "the file is UTF-16 (it starts with a UTF-16 byte order mark); save it as UTF-8 "
+            "line 1: the file is UTF-16 (it starts with a UTF-16 byte order mark); save it as UTF-8 "
             "(with a BOM for Azure OpenAI): in VS Code, 'Save with Encoding' > 'UTF-8 with BOM'.",
         ))
         return report
@@ -240,7 +240,16 @@ def validate_bytes(
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            report.errors.append(Issue(number, "invalid_encoding", f"line {number} is {_bad_utf8(raw, exc)}"))
+            report.errors.append(
+                Issue(number, "invalid_encoding", f"line {number} is {_bad_utf8(raw, exc)}")
+            )
+            continue
+        if "\x00" in text:
+            report.errors.append(Issue(
+                number, "invalid_encoding",
+                f"line {number} contains NUL bytes, typical of a UTF-16 file; save the file as "
+                "UTF-8 (with a BOM for Azure OpenAI).",
+            ))
             continue
         if text.startswith("\ufeff"):
             text = text.lstrip("\ufeff")

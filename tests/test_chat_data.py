@@ -114,6 +114,14 @@ def test_utf16_file_is_invalid_encoding(tmp_path):
     assert "UTF-16" in report.errors[0].message
 
 
+def test_utf16_without_bom_is_invalid_encoding(tmp_path):
+    path = tmp_path / "utf16le.jsonl"
+    path.write_bytes("\n".join(good_lines(10)).encode("utf-16-le"))
+    report = chat_data.validate_file(path)
+    assert report.errors and {i.kind for i in report.errors} == {"invalid_encoding"}
+    assert report.errors[0].line == 1 and "UTF-16" in report.errors[0].message
+
+
 def test_invalid_json(tmp_path):
     report = with_bad_line(tmp_path, '{"messages": [{"role": "user", "content": "hi"},]}', at=5)
     assert kinds_at(report) == [(5, "invalid_json")]
