@@ -138,8 +138,11 @@ class DataReport:
 
     def summary(self) -> str:
         state = "valid" if self.valid else f"INVALID ({len(self.errors)} errors)"
+        count = f"{self.n_lines} examples"
+        if len(self.examples) != self.n_lines:
+            count += f" ({len(self.examples)} readable)"
         return (
-            f"{self.path}: {len(self.examples)} examples, {state}, "
+            f"{self.path}: {count}, {state}, "
             f"{len(self.warnings)} warnings (model {self.model}, {self.encoding})"
         )
 

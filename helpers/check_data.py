@@ -58,7 +58,7 @@ def _check(path: str | Path, model: str) -> tuple[dict[str, Any], dict[str, Any]
         "path": str(path),
         "model": model,
         "encoding": report.encoding,
-        "examples": len(report.examples),
+        "examples": report.n_lines,  # non-blank lines: the examples as the service counts them
         "valid": report.valid,
         "errors": _issues(report.errors),
         "warnings": _issues(report.warnings),
@@ -80,10 +80,41 @@ def _num(value: Any) -> str:
     return f"{value:,}"
 
 
-def _wrap_issue(issue: dict[str, Any], width: int) -> str:
-    where = "file" if issue["line"] is None else f"line {issue['line']}"
-    message = issue["message"].removeprefix(f"{where}: ")
-    return f"  {where:>9}  {issue['kind']:<{width}}  {message}"
+def _line_ranges(numbers: list[int]) -> str:
+    """``[1, 2, 3, 5]`` -> ``"1-3, 5"``."""
+    parts: list[str] = []
+    start = prev = numbers[0]
+    for n in [*numbers[1:], None]:
+        if n is not None and n == prev + 1:
+            prev = n
+            continue
+        parts.append(str(start) if start == prev else f"{start}-{prev}")
+        if n is not None:
+            start = prev = n
+    return ", ".join(parts)
+
+
+def _issue_rows(issues: list[dict[str, Any]]) -> list[str]:
+    """One row per issue; issues of the same kind with the same message (apart from the line)
+    share one row that lists their lines."""
+    groups: dict[tuple[str, str], list[int | None]] = {}
+    for issue in issues:
+        line = issue["line"]
+        message = issue["message"]
+        if line is not None:
+            message = message.removeprefix(f"line {line}: ")
+        groups.setdefault((issue["kind"], message), []).append(line)
+    width = max(len(kind) for kind, _ in groups)
+    rows = []
+    for (kind, message), lines in groups.items():
+        if lines == [None]:
+            where = "file"
+        elif len(lines) == 1:
+            where = f"line {lines[0]}"
+        else:
+            where = f"lines {_line_ranges([n for n in lines if n is not None])}"
+        rows.append(f"  {where:>9}  {kind:<{width}}  {message}")
+    return rows
 
 
 def format_report(result: dict[str, Any], file_info: dict[str, Any] | None = None) -> str:
@@ -107,8 +138,7 @@ def format_report(result: dict[str, Any], file_info: dict[str, Any] | None = Non
             lines.append(f"  {title:<9}  none")
             continue
         lines.append(f"  {title} ({len(issues)}):")
-        width = max(len(i["kind"]) for i in issues)
-        lines.extend(_wrap_issue(i, width) for i in issues)
+        lines.extend(_issue_rows(issues))
 
     keys = ("count", "min", "max", "mean", "median", "p10", "p90")
     lines.append("  " + f"{'':<18}" + "".join(f"{k:>9}" for k in keys))
@@ -118,13 +148,15 @@ def format_report(result: dict[str, Any], file_info: dict[str, Any] | None = Non
         lines.append("  " + f"{label:<18}" + "".join(f"{_num(dist[k]):>9}" for k in keys))
     est = result["estimate"]
     limit = info.get("token_limit") or tokens.training_token_limit(result["model"])
-    limit_text = f" (examples over {limit:,} tokens are billed at the limit)" if limit else ""
+    limit_text = f" (at most {limit:,} billed per example)" if limit else ""
     lines.append(
         f"  estimate   {est['n_epochs']} epochs x ~{est['billing_tokens']:,} tokens "
         f"= ~{est['charged_tokens']:,} charged tokens{limit_text}"
     )
     if result["total_tokens"]["count"] < result["examples"]:
-        lines.append("  (token figures count only the examples without errors)")
+        lines.append(
+            f"  (token figures count the {result['total_tokens']['count']} examples without errors)"
+        )
     return "\n".join(lines)
 
 

@@ -121,14 +121,14 @@ def test_exit_1_with_errors_by_line(valid_file, invalid_file):
     assert all(set(e) == {"line", "kind", "message"} for e in bad["errors"])
     assert [(w["line"], w["kind"]) for w in bad["warnings"]] == [(7, "missing_system_message")]
     # the distributions cover the 8 examples without errors
-    assert bad["examples"] == 9 and bad["total_tokens"]["count"] == 8
+    assert bad["examples"] == 10 and bad["total_tokens"]["count"] == 8
 
     table = cli(invalid_file)
     assert table.returncode == 1
     assert "INVALID" in table.stdout
     assert "line 3" in table.stdout and "invalid_json" in table.stdout
     assert "line 7" in table.stdout and "example_missing_assistant_message" in table.stdout
-    assert "only the examples without errors" in table.stdout
+    assert "token figures count the 8 examples without errors" in table.stdout
 
 
 def test_exit_2_when_a_file_cannot_be_read(valid_file, invalid_file, tmp_path):
