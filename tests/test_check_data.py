@@ -197,3 +197,17 @@ def test_check_file_and_format_report_in_process(valid_file, invalid_file):
     assert "INVALID: 2 error(s)" in bad and "line 3" in bad
     with pytest.raises(FileNotFoundError):
         check_data.check_file(valid_file.parent / "nope.jsonl")
+
+
+def test_table_groups_a_repeated_warning_by_line_ranges(tmp_path):
+    no_system = [json.dumps({"messages": [{"role": "user", "content": f"q{i}"},
+                                          {"role": "assistant", "content": f"a{i}"}]})
+                 for i in range(6)]
+    lines = no_system[:2] + [example(2)] + no_system[2:] + [example(i) for i in range(10, 14)]
+    path = tmp_path / "no-system.jsonl"
+    path.write_text("\n".join(lines))
+    result = check_data.check_file(path)
+    assert result["valid"] and len(result["warnings"]) == 6
+    text = check_data.format_report(result)
+    rows = [row for row in text.splitlines() if "missing_system_message" in row]
+    assert len(rows) == 1 and "lines 1-2, 4-7" in rows[0]
