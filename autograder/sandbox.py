@@ -308,16 +308,56 @@ class SandboxKernelManager(AsyncKernelManager):
             shutil.rmtree(self._sandbox_root, ignore_errors=True)
             self._sandbox_root = None
 
+    # AsyncKernelManager binds its public names to the base class's coroutines: rebind ours.
+    pre_start_kernel = _async_pre_start_kernel
+    interrupt_kernel = _async_interrupt_kernel
+    cleanup_resources = _async_cleanup_resources
+
+
+DEAD_KERNEL = (
+    "the kernel died while running this cell (os._exit, a crash or out of memory); "
+    "the cells after it were not run"
+)
+
+
+def _error_output(ename: str, evalue: str) -> Any:
+    from nbformat.v4 import new_output
+
+    return new_output("error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])
+
 
 def _execute_class() -> type:
+    from nbclient.exceptions import DeadKernelError
     from nbgrader.preprocessors import Execute
 
     class SandboxedExecute(Execute):
-        """nbgrader's ``Execute`` with its kernels in the sandbox."""
+        """nbgrader's ``Execute`` with its kernels in the sandbox. A kernel that dies no longer
+        fails the whole notebook: the cell that killed it and every later code cell get an error
+        output, so the cells that passed before keep their points and the rest score zero."""
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             kwargs.setdefault("kernel_manager_class", SandboxKernelManager)
             super().__init__(*args, **kwargs)
+            self._kernel_dead = False
+
+        def preprocess(self, nb: Any, resources: Any = None, km: Any = None) -> Any:
+            self._kernel_dead = False
+            return super().preprocess(nb, resources, km=km)
+
+        def preprocess_cell(self, cell: Any, resources: Any, index: int) -> Any:
+            if cell.cell_type != "code":
+                return super().preprocess_cell(cell, resources, index)
+            if self._kernel_dead:
+                cell.outputs = [_error_output("DeadKernelError",
+                                              "not run: the kernel died in an earlier cell")]
+                return cell, resources
+            try:
+                return super().preprocess_cell(cell, resources, index)
+            except DeadKernelError:
+                self._kernel_dead = True
+                self.log.error("Kernel died in cell %s: later cells are not run", index)
+                cell.outputs.append(_error_output("DeadKernelError", DEAD_KERNEL))
+                return cell, resources
 
     SandboxedExecute.__module__ = __name__
     return SandboxedExecute

@@ -1,0 +1,486 @@
+"""The instructor's grading loop over every assignment in ``source/``: release, autograde in
+parallel (each submission in its own process and working copy), feedback, CSV export, and a
+summary table with the reason behind each lost point.
+
+nbgrader grades submissions one after another (jupyter/nbgrader#174). Here each submission is
+graded by its own ``nbgrader autograde --student X`` process, in a private working copy of the
+course (``source/<assignment>`` and that one submission), writing into the shared gradebook
+(SQLite with ``?timeout=60``, so parallel writers wait instead of failing). Student code runs in
+the sandbox of :mod:`autograder.sandbox`.
+
+A submission whose autograde fails (a missing notebook folder, a broken notebook, a grading run
+past its time limit) is reported as ``failed`` with nbgrader's reason, and its scores are
+removed from the gradebook: a stale score from an earlier run never survives a failed regrade.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+#: The folder holding the course's ``nbgrader_config.py`` (this package's parent).
+CONFIG_DIR = Path(__file__).resolve().parent.parent
+REPORT_NAME = "grading-report.json"
+
+
+class GradingError(RuntimeError):
+    """A grading step could not run (no such assignment, nbgrader failed, ...)."""
+
+
+@dataclass
+class SubmissionResult:
+    """What happened to one submission: scores from the gradebook and the reasons for losses."""
+
+    assignment: str
+    student: str
+    status: str  # "graded" or "failed"
+    auto_score: float = 0.0
+    auto_max: float = 0.0
+    manual_max: float = 0.0
+    needs_manual_grade: bool = False
+    reasons: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    cells: dict[str, float] = field(default_factory=dict)  # autograded cell -> score
+    cell_max: dict[str, float] = field(default_factory=dict)  # autograded cell -> points
+
+
+# --------------------------------------------------------------------------- course layout
+
+def course_root(root: str | os.PathLike | None = None) -> Path:
+    """The course root: ``root``, else ``NBG_ROOT``, else the folder of nbgrader_config.py."""
+    return Path(root or os.environ.get("NBG_ROOT") or CONFIG_DIR).resolve()
+
+
+def db_url(root: Path) -> str:
+    return f"sqlite:///{root / 'gradebook.db'}?timeout=60"
+
+
+def assignments(root: Path) -> list[str]:
+    """Every assignment of the course: the folders of ``source/`` that hold a notebook."""
+    source = root / "source"
+    if not source.is_dir():
+        return []
+    return sorted(
+        p.name for p in source.iterdir()
+        if p.is_dir() and not p.name.startswith(".") and any(p.glob("*.ipynb"))
+    )
+
+
+def _check_assignment(root: Path, assignment: str) -> None:
+    known = assignments(root)
+    if assignment not in known:
+        raise GradingError(
+            f"no assignment {assignment!r} in {root / 'source'}; the course has: "
+            f"{', '.join(known) or 'none'}"
+        )
+
+
+def submissions(root: Path, assignment: str) -> list[str]:
+    """The students with a folder ``submitted/<student>/<assignment>``."""
+    submitted = root / "submitted"
+    if not submitted.is_dir():
+        return []
+    return sorted(p.name for p in submitted.iterdir() if (p / assignment).is_dir())
+
+
+# --------------------------------------------------------------------------- nbgrader calls
+
+def _env(root: Path, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    # nbgrader runs `alembic` from PATH (DESIGN.md, "Facts found the hard way").
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env["NBG_ROOT"] = str(root)
+    env.update(extra)
+    return env
+
+
+def nbgrader(args: list[str], root: Path, *, timeout: float | None = None,
+             check: bool = True, **env: str) -> subprocess.CompletedProcess:
+    """Run ``python -m nbgrader ARGS`` on the course at ``root`` with the course's config."""
+    cmd = [sys.executable, "-m", "nbgrader", *args]
+    try:
+        result = subprocess.run(
+            cmd, cwd=CONFIG_DIR, env=_env(root, **env), capture_output=True, text=True,
+            timeout=timeout, check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        out = (exc.stdout or b"")
+        out = out.decode(errors="replace") if isinstance(out, bytes) else out
+        err = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else (exc.stderr or "")
+        return subprocess.CompletedProcess(cmd, 124, out, err + f"\ntimed out after {timeout:.0f} s")
+    if check and result.returncode != 0:
+        raise GradingError(
+            f"`nbgrader {' '.join(args)}` failed (exit {result.returncode}):\n"
+            + _tail(result.stdout + result.stderr)
+        )
+    return result
+
+
+def _tail(text: str, lines: int = 25) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+# --------------------------------------------------------------------------- release
+
+def release(root: Path | None = None, names: Iterable[str] | None = None) -> list[Path]:
+    """``nbgrader generate_assignment --force`` for each assignment (all by default); returns
+    the ``release/<assignment>`` folders. Also records the assignment in the gradebook."""
+    root = course_root(root)
+    names = list(names) if names else assignments(root)
+    if not names:
+        raise GradingError(f"no assignment found under {root / 'source'}")
+    out = []
+    for name in names:
+        _check_assignment(root, name)
+        nbgrader(["generate_assignment", name, "--force"], root)
+        out.append(root / "release" / name)
+    return out
+
+
+def _in_gradebook(root: Path, assignment: str) -> bool:
+    from nbgrader.api import Gradebook, MissingEntry
+
+    if not (root / "gradebook.db").exists():
+        return False
+    with Gradebook(db_url(root)) as gb:
+        try:
+            gb.find_assignment(assignment)
+        except MissingEntry:
+            return False
+    return True
+
+
+# --------------------------------------------------------------------------- grading
+
+_CHANGED = re.compile(r"Attribute '(\w+)' for cell (\S+) has changed!")
+_NO_FILE = re.compile(r"No submitted file: (\S+)")
+_UNKNOWN_NB = re.compile(r"Skipping unknown notebook: (\S+)")
+
+
+def _safe_copy(src: Path, dest: Path, notes: list[str]) -> None:
+    """Copy a submitted folder without following symlinks: a submitted link to the gradebook or
+    another student's work would otherwise be copied by the (trusted) grader."""
+    for dirpath, dirnames, filenames in os.walk(src, followlinks=False):
+        rel = Path(dirpath).relative_to(src)
+        (dest / rel).mkdir(parents=True, exist_ok=True)
+        for name in list(dirnames) + filenames:
+            path = Path(dirpath) / name
+            if path.is_symlink():
+                notes.append(f"ignored symbolic link {rel / name} -> {os.readlink(path)}")
+                if name in dirnames:
+                    dirnames.remove(name)
+            elif name in filenames:
+                if path.is_file():
+                    shutil.copy2(path, dest / rel / name)
+                else:
+                    notes.append(f"ignored special file {rel / name}")
+
+
+def _log_reasons(log: str) -> list[str]:
+    reasons = []
+    # Checksum changes are found by _edited_cells (nbgrader reports one for every cell whose
+    # hidden tests were removed from the release, edited or not).
+    for attr, cell in _CHANGED.findall(log):
+        if attr == "checksum":
+            continue
+        what = {"locked": "was unlocked", "points": "had its points changed",
+                "cell_type": "had its type changed"}.get(attr, f"had its {attr} changed")
+        reasons.append(f"cell {cell} {what}: restored from the source")
+    reasons += [f"notebook missing: {Path(p).name} scores zero" for p in _NO_FILE.findall(log)]
+    reasons += [f"unexpected notebook {Path(p).name} ignored (renamed?)"
+                for p in _UNKNOWN_NB.findall(log)]
+    return list(dict.fromkeys(reasons))
+
+
+def _edited_cells(release: Path, submitted: Path) -> list[str]:
+    """Locked cells (instructions, tests) whose submitted source differs from the release:
+    nbgrader puts the original back before grading; the summary says it happened."""
+    import nbformat
+
+    reasons = []
+    for path in sorted(release.glob("*.ipynb")):
+        if not (submitted / path.name).is_file():
+            continue
+        locked = {}
+        for cell in nbformat.read(path, as_version=4).cells:
+            meta = cell.metadata.get("nbgrader", {})
+            if meta.get("grade_id") and (meta.get("locked") or (meta.get("grade") and not meta.get("solution"))):
+                locked[meta["grade_id"]] = cell.source.strip()
+        try:
+            cells = nbformat.read(submitted / path.name, as_version=4).cells
+        except Exception as exc:  # noqa: BLE001 - nbgrader reports unreadable notebooks
+            reasons.append(f"{path.name} is not a readable notebook ({exc})")
+            continue
+        seen = {}
+        for cell in cells:
+            grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+            if grade_id in locked:
+                seen[grade_id] = cell.source.strip()
+        for grade_id, source in locked.items():
+            if grade_id not in seen:
+                reasons.append(f"{path.stem} cell {grade_id} was deleted: restored from the source")
+            elif seen[grade_id] != source:
+                reasons.append(f"{path.stem} cell {grade_id} was edited: restored from the source")
+    return reasons
+
+
+def _notebook_reasons(folder: Path) -> list[str]:
+    """Errors shown by the executed notebooks: one line per failing cell."""
+    import nbformat
+
+    reasons = []
+    for path in sorted(folder.glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        not_run = 0
+        for index, cell in enumerate(nb.cells):
+            if cell.cell_type != "code":
+                continue
+            errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+            if not errors:
+                continue
+            name = cell.metadata.get("nbgrader", {}).get("grade_id") or f"#{index}"
+            names = [o.get("ename") for o in errors]
+            if "CellTimeoutError" in names:
+                text = "timed out (per-cell limit) and was interrupted"
+            elif errors[0].get("evalue", "").startswith("not run: the kernel died"):
+                not_run += 1
+                continue
+            else:
+                ename = errors[0].get("ename", "Error")
+                evalue = (errors[0].get("evalue") or "").strip().splitlines()
+                text = f"{ename}: {evalue[0][:160]}" if evalue else ename
+            reasons.append(f"{path.stem} cell {name}: {text}")
+        if not_run:
+            reasons.append(f"{path.stem}: {not_run} later code cells not run (dead kernel)")
+    return reasons
+
+
+def _scores(root: Path, assignment: str, student: str, result: SubmissionResult) -> None:
+    from nbgrader.api import Gradebook
+
+    with Gradebook(db_url(root)) as gb:
+        submission = gb.find_submission(assignment, student)
+        for notebook in submission.notebooks:
+            nb = gb.find_notebook(notebook.name, assignment)
+            solutions = {c.name for c in nb.solution_cells}
+            auto = {c.name for c in nb.grade_cells if c.cell_type == "code"} - solutions
+            for grade in notebook.grades:
+                if grade.name not in auto:  # manually graded answers and tasks
+                    result.manual_max += grade.max_score
+                    result.needs_manual_grade |= bool(grade.needs_manual_grade)
+                    continue
+                result.auto_max += grade.max_score
+                score = grade.score
+                result.auto_score += score
+                result.cells[f"{notebook.name}/{grade.name}"] = score
+                result.cell_max[f"{notebook.name}/{grade.name}"] = grade.max_score
+
+
+def _zero(root: Path, assignment: str, student: str) -> None:
+    """Record a submission whose notebooks are all missing: every cell scores zero."""
+    import warnings
+
+    from nbgrader.api import Gradebook
+
+    with warnings.catch_warnings(), Gradebook(db_url(root)) as gb:
+        warnings.simplefilter("ignore")  # nbgrader's own SQLAlchemy autoflush warnings
+        gb.update_or_create_student(student)
+        submission = gb.update_or_create_submission(assignment, student)
+        for notebook in submission.notebooks:
+            for grade in notebook.grades:
+                grade.auto_score = 0
+                grade.manual_score = None
+                grade.needs_manual_grade = False
+        gb.db.commit()
+
+
+def _forget(root: Path, assignment: str, student: str) -> None:
+    """Remove a submission's scores (a failed regrade must not leave the old ones)."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    with Gradebook(db_url(root)) as gb:
+        try:
+            gb.remove_submission(assignment, student)
+        except MissingEntry:
+            pass
+
+
+def grade_one(root: Path, assignment: str, student: str, *, timeout: int | None = None,
+              limit: float | None = None, workbase: Path | None = None) -> SubmissionResult:
+    """Autograde one submission in its own process and working copy; see the module's doc."""
+    start = time.monotonic()
+    result = SubmissionResult(assignment, student, "failed")
+    work = Path(tempfile.mkdtemp(prefix=f"grade-{assignment}-{student}-", dir=workbase))
+    try:
+        shutil.copytree(root / "source" / assignment, work / "source" / assignment,
+                        ignore=shutil.ignore_patterns(".ipynb_checkpoints", "outputs"))
+        _safe_copy(root / "submitted" / student / assignment,
+                   work / "submitted" / student / assignment, result.reasons)
+        expected = sorted(p.name for p in (root / "source" / assignment).glob("*.ipynb"))
+        folder = work / "submitted" / student / assignment
+        if not any((folder / name).is_file() for name in expected):
+            # nbgrader fails the whole run here ("No notebooks found"); a missing notebook is
+            # a zero with a reason, as nbgrader itself does for one missing notebook of several.
+            found = sorted(p.name for p in folder.glob("*.ipynb"))
+            result.reasons.append(
+                f"notebook {', '.join(expected)} missing"
+                + (f" (submitted {', '.join(found)}: renamed?)" if found else "") + ": scores zero")
+            _zero(root, assignment, student)
+            dest = root / "autograded" / student / assignment
+            if dest.exists():
+                shutil.rmtree(dest)
+            result.status = "graded"
+            _scores(root, assignment, student, result)
+            return result
+        result.reasons += _edited_cells(root / "release" / assignment, folder)
+        extra = {"NBG_DB_URL": db_url(root)}
+        if timeout:
+            extra["COURSE_CELL_TIMEOUT"] = str(int(timeout))
+        run = nbgrader(["autograde", assignment, "--student", student, "--force"], work,
+                       timeout=limit, check=False, **extra)
+        log = run.stdout + run.stderr
+        result.reasons += _log_reasons(log)
+        graded = work / "autograded" / student / assignment
+        dest = root / "autograded" / student / assignment
+        if dest.exists():
+            shutil.rmtree(dest)
+        if run.returncode != 0 or not graded.is_dir():
+            _forget(root, assignment, student)
+            why = "timed out" if run.returncode == 124 else f"nbgrader exit {run.returncode}"
+            errors = [line.split("] ", 1)[-1] for line in log.splitlines()
+                      if "| ERROR]" in line and "traceback" not in line.lower()]
+            detail = next((e for e in errors if "There was an error" not in e), errors[0] if errors else "")
+            result.reasons.append(f"autograde failed ({why}){': ' + detail if detail else ''}")
+            result.reasons.append(f"log tail: {_tail(log, 3)}")
+        else:
+            result.reasons += _notebook_reasons(graded)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copytree(graded, dest, symlinks=True)
+            result.status = "graded"
+            _scores(root, assignment, student, result)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        result.seconds = round(time.monotonic() - start, 2)
+    return result
+
+
+def grade(root: Path | None = None, assignment: str | None = None, *, jobs: int = 2,
+          timeout: int | None = None, students: Iterable[str] | None = None,
+          limit: float | None = None) -> list[SubmissionResult]:
+    """Autograde every submission in ``submitted/`` (of one assignment, or all), ``jobs`` at a
+    time. ``timeout`` is the per-cell limit in seconds; ``limit`` caps one submission's whole
+    grading run (default: 20 per-cell timeouts). Writes ``grading-report.json``."""
+    root = course_root(root)
+    names = [assignment] if assignment else assignments(root)
+    tasks = []
+    for name in names:
+        _check_assignment(root, name)
+        who = list(students) if students else submissions(root, name)
+        if who and not _in_gradebook(root, name):
+            release(root, [name])
+        tasks += [(name, s) for s in who]
+    cell_timeout = timeout or int(os.environ.get("COURSE_CELL_TIMEOUT", "180"))
+    limit = limit or 20 * cell_timeout
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        results = list(pool.map(
+            lambda t: grade_one(root, t[0], t[1], timeout=timeout, limit=limit), tasks))
+    _save_report(root, results)
+    return results
+
+
+def _save_report(root: Path, results: list[SubmissionResult]) -> None:
+    path = root / "autograded" / REPORT_NAME
+    previous = load_report(root)
+    merged = {(r["assignment"], r["student"]): r for r in previous}
+    merged.update({(r.assignment, r.student): asdict(r) for r in results})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(sorted(merged.values(), key=lambda r: (r["assignment"], r["student"])),
+                               indent=1))
+
+
+def load_report(root: Path | None = None) -> list[dict]:
+    path = course_root(root) / "autograded" / REPORT_NAME
+    if not path.is_file():
+        return []
+    return json.loads(path.read_text())
+
+
+# --------------------------------------------------------------------------- after grading
+
+def feedback(root: Path | None = None, assignment: str | None = None) -> list[Path]:
+    """``nbgrader generate_feedback`` (hidden tests cleared) for graded submissions; returns the
+    HTML files."""
+    root = course_root(root)
+    names = [assignment] if assignment else assignments(root)
+    files = []
+    for name in names:
+        if not any((root / "autograded").glob(f"*/{name}")):
+            continue
+        nbgrader(["generate_feedback", name, "--force"], root)
+        files += sorted((root / "feedback").glob(f"*/{name}/*.html"))
+    return files
+
+
+def export(root: Path | None = None, to: str | os.PathLike | None = None) -> Path:
+    """Write the grade CSV: one row per assignment and student, with the autograded and manual
+    scores and the grading status and reasons."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    root = course_root(root)
+    path = Path(to) if to else root / "grades.csv"
+    report = {(r["assignment"], r["student"]): r for r in load_report(root)}
+    rows = []
+    with Gradebook(db_url(root)) as gb:
+        for assignment in gb.assignments:
+            for student in gb.students:
+                try:
+                    sub = gb.find_submission(assignment.name, student.id)
+                except MissingEntry:
+                    info = report.get((assignment.name, student.id))
+                    status = info["status"] if info else "missing"
+                    rows.append([assignment.name, student.id, status, 0, assignment.max_score,
+                                 0, assignment.max_score, "; ".join(info["reasons"]) if info else ""])
+                    continue
+                info = report.get((assignment.name, student.id), {})
+                rows.append([assignment.name, student.id, info.get("status", "graded"),
+                             info.get("auto_score", sub.code_score), info.get("auto_max", ""),
+                             sub.score, sub.max_score, "; ".join(info.get("reasons", []))])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["assignment", "student", "status", "auto_score", "auto_max",
+                         "score", "max_score", "reasons"])
+        writer.writerows(rows)
+    return path
+
+
+def summary_table(results: Iterable[SubmissionResult | dict]) -> str:
+    """A plain-text table: assignment, student, status, autograded score, manual part, reasons."""
+    rows = [asdict(r) if isinstance(r, SubmissionResult) else r for r in results]
+    header = ["assignment", "student", "status", "auto", "manual", "reasons"]
+    table = [header]
+    for r in sorted(rows, key=lambda r: (r["assignment"], r["student"])):
+        manual = "-" if not r["manual_max"] else (
+            f"{r['manual_max']:g} pts to grade" if r["needs_manual_grade"] else "graded")
+        table.append([r["assignment"], r["student"], r["status"],
+                      f"{r['auto_score']:g}/{r['auto_max']:g}" if r["status"] == "graded" else "-",
+                      manual, "; ".join(r["reasons"]) or "ok"])
+    widths = [max(len(row[i]) for row in table) for i in range(len(header) - 1)]
+    lines = []
+    for i, row in enumerate(table):
+        cells = [row[j].ljust(widths[j]) for j in range(len(widths))] + [row[-1]]
+        lines.append("  ".join(cells))
+        if i == 0:
+            lines.append("  ".join("-" * w for w in widths) + "  " + "-" * 7)
+    return "\n".join(lines)
