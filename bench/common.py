@@ -388,12 +388,16 @@ class Result:
             "notes": self.notes,
         })
 
-    def finish(self, out_dir: str | Path | None = None, command: str | None = None) -> Path:
-        """Write ``<out_dir>/<benchmark>.json`` (atomically) and print where."""
+    def finish(self, out_dir: str | Path | None = None, command: str | None = None,
+               argv: Sequence[str] | None = None) -> Path:
+        """Write ``<out_dir>/<benchmark>.json`` (atomically) and print where. The recorded command
+        is ``command``, or ``python -m bench.<name>`` with ``argv`` (default: ``sys.argv[1:]``)."""
         folder = Path(out_dir) if out_dir is not None else RESULTS_DIR
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{self.benchmark}.json"
-        command = command or shlex.join(["python", "-m", f"bench.{self.benchmark}", *sys.argv[1:]])
+        if command is None:
+            args = sys.argv[1:] if argv is None else list(argv)
+            command = shlex.join(["python", "-m", f"bench.{self.benchmark}", *args])
         tmp = path.with_suffix(f".json.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(self.as_dict(command), indent=2, sort_keys=False) + "\n")
         os.replace(tmp, path)

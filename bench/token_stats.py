@@ -245,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
 
     for n in sizes:
         run_size(result, pool, n, encoding, args.repeats or None)
-    result.finish(args.out_dir)
+    result.finish(args.out_dir, argv=argv)
     return 0
 
 
