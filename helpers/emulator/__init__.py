@@ -1,0 +1,34 @@
+"""A local Azure OpenAI fine-tuning service that the official ``openai`` SDK talks to, unchanged,
+and that really fine-tunes a small local model (DESIGN.md, "The local Azure OpenAI emulator").
+
+- :func:`create_app` builds the FastAPI app (``helpers.emulator.app``);
+- :class:`helpers.emulator.client.InProcessEmulator` serves it in-process (no socket) and hands
+  out ``openai.AzureOpenAI`` / ``openai.OpenAI`` clients;
+- ``python -m helpers emulator serve`` runs it as a real server (``helpers.emulator.cli``).
+
+Modules: ``store`` (SQLite records + file bytes under a state dir), ``worker`` (the FIFO training
+thread), ``training`` (the ``tiny`` and ``smollm2`` backends), ``catalog`` (model names),
+``errors`` (OpenAI's error shape). Importing this package is cheap: FastAPI and torch load on use.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+__all__ = ["create_app"]
+
+
+def create_app(
+    state_dir: str | os.PathLike[str] | None = None,
+    api_key: str | None = None,
+    backend: str | None = None,
+    **options,
+) -> FastAPI:
+    """The emulator's FastAPI app; see :func:`helpers.emulator.app.create_app`."""
+    from .app import create_app as _create_app
+
+    return _create_app(state_dir=state_dir, api_key=api_key, backend=backend, **options)

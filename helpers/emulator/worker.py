@@ -1,0 +1,349 @@
+"""The training worker: one background thread that takes jobs first in, first out.
+
+A job goes ``validating_files`` (its files are checked with ``helpers.chat_data``) →
+``queued`` → ``running`` → ``succeeded`` | ``failed`` | ``cancelled``. Validation of every
+waiting job happens before the next training starts, so a bad file fails its job at once even
+while another job trains. Cancellation is honoured between training steps.
+
+On start the worker recovers from a crash: a job that was ``running`` when the process died is
+re-queued (its partial metrics, checkpoints and outputs are removed and an event says so);
+jobs that were validating or queued simply continue.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+import shutil
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from . import catalog
+from .store import Store, new_id, now
+
+log = logging.getLogger("helpers.emulator")
+
+RESULTS_COLUMNS = (
+    "step", "train_loss", "train_mean_token_accuracy", "valid_loss",
+    "valid_mean_token_accuracy", "full_valid_loss", "full_valid_mean_token_accuracy",
+)
+TERMINAL = ("succeeded", "failed", "cancelled")
+
+
+def add_event(store: Store, job_id: str, message: str, *, level: str = "info",
+              type: str = "message", data: dict | None = None) -> dict:
+    event = {
+        "id": new_id("ftevent"),
+        "object": "fine_tuning.job.event",
+        "created_at": now(),
+        "level": level,
+        "message": message,
+        "data": data if data is not None else {},
+        "type": type,
+    }
+    return store.insert("event", event, parent=job_id)
+
+
+def results_csv(rows: list[dict[str, Any]]) -> bytes:
+    """DESIGN.md's ``results.csv``: one row per step, empty cells where a value is absent."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(RESULTS_COLUMNS)
+    for row in rows:
+        writer.writerow(["" if row.get(c) is None else (row[c] if c == "step" else f"{row[c]:.6f}")
+                         for c in RESULTS_COLUMNS])
+    return out.getvalue().encode()
+
+
+def _metrics_message(row: dict[str, Any]) -> str:
+    parts = [f"Step {row['step']}/{row.get('total_steps', '?')}:"]
+    for key, label in (("train_loss", "training loss"), ("valid_loss", "validation loss"),
+                       ("full_valid_loss", "full validation loss")):
+        if row.get(key) is not None:
+            parts.append(f"{label}={row[key]:.4f},")
+    return " ".join(parts).rstrip(",")
+
+
+class JobFailed(Exception):
+    """A job cannot go on; ``error`` is the job's ``error`` object."""
+
+    def __init__(self, code: str, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.error = {"code": code, "message": message, "param": param}
+
+
+class Worker:
+    """The single training thread of one emulator app."""
+
+    def __init__(self, store: Store, step_delay: float | None = None) -> None:
+        self.store = store
+        self.step_delay = float(os.environ.get("EMULATOR_STEP_DELAY", "0") or 0) \
+            if step_delay is None else step_delay
+        self._wake = threading.Condition()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self.current_job: str | None = None
+
+    # ------------------------------------------------------------------ life cycle
+
+    def start(self) -> None:
+        self.recover()
+        self._thread = threading.Thread(target=self._loop, name="emulator-worker", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30) -> None:
+        with self._wake:
+            self._stopping = True
+            self._wake.notify_all()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    def notify(self) -> None:
+        with self._wake:
+            self._wake.notify_all()
+
+    def recover(self) -> None:
+        """Re-queue the jobs a killed process left ``running``."""
+        for job in self.store.all("job"):
+            if job["status"] != "running":
+                continue
+            job_id = job["id"]
+            self.store.delete_children("event", job_id, lambda e: e.get("type") == "metrics")
+            self.store.delete_children("checkpoint", job_id, lambda c: True)
+            shutil.rmtree(self.store.models_dir / job_id, ignore_errors=True)
+            self.store.update("job", job_id, {"status": "queued", "estimated_finish": None,
+                                              "trained_tokens": None})
+            add_event(self.store, job_id,
+                      "The emulator stopped while this job was running; the job was re-queued "
+                      "and will train again from the start.", level="warn")
+
+    # ------------------------------------------------------------------ the loop
+
+    def _next(self, status: str) -> dict | None:
+        for job in self.store.all("job"):
+            if job["status"] == status:
+                return job
+        return None
+
+    def _loop(self) -> None:
+        while True:
+            with self._wake:
+                if self._stopping:
+                    return
+            try:
+                job = self._next("validating_files")
+                if job is not None:
+                    self._validate(job)
+                    continue
+                job = self._next("queued")
+                if job is not None:
+                    self._run(job)
+                    continue
+            except Exception:  # a bug must not kill the worker; the job records it
+                log.exception("emulator worker error")
+                time.sleep(0.5)
+                continue
+            with self._wake:
+                if not self._stopping:
+                    self._wake.wait(timeout=2.0)
+
+    def _fail(self, job_id: str, error: dict) -> None:
+        def change(job: dict) -> dict:
+            if job["status"] in TERMINAL:
+                return job
+            job.update(status="failed", error=error, finished_at=now(), estimated_finish=None)
+            return job
+
+        self.store.update("job", job_id, change)
+        add_event(self.store, job_id, f"Job failed: {error['message']}", level="error")
+
+    def _cancelled(self, job_id: str) -> bool:
+        job = self.store.get("job", job_id)
+        return job is None or job["status"] == "cancelled"
+
+    # ------------------------------------------------------------------ validation
+
+    def _examples(self, job: dict, param: str) -> tuple[list[dict], dict[str, Any]]:
+        from helpers import chat_data
+
+        file_id = job[param]
+        record = self.store.get("file", file_id)
+        if record is None:
+            raise JobFailed("invalid_file", f"The {param.replace('_', ' ')} {file_id} was "
+                            "deleted before the job started; upload it again and create a new "
+                            "job.", param)
+        data = self.store.read_file_bytes(file_id)
+        report = chat_data.validate_bytes(
+            data, name=record["filename"], model=job["model"],
+            min_examples=10 if param == "training_file" else 1,
+        )
+        if not report.valid:
+            lines = sorted({i.line for i in report.errors if i.line is not None})
+            where = f" (lines {', '.join(map(str, lines))})" if lines else ""
+            raise JobFailed(
+                f"invalid_{param}",
+                f"The {param.replace('_', ' ')} {record['filename']} ({file_id}) has "
+                f"{len(report.errors)} error(s){where}. Fix them and upload the file again; "
+                "`python -m helpers check-data FILE` shows the same report.\n"
+                + chat_data.format_issues(report.errors),
+                param,
+            )
+        info = {"examples": len(report.examples), "warnings": len(report.warnings)}
+        return report.examples, info
+
+    def _validate(self, job: dict) -> None:
+        job_id = job["id"]
+        try:
+            train, info = self._examples(job, "training_file")
+            add_event(self.store, job_id, f"Training file {job['training_file']} is valid: "
+                      f"{info['examples']} examples.")
+            if job.get("validation_file"):
+                _, vinfo = self._examples(job, "validation_file")
+                add_event(self.store, job_id, f"Validation file {job['validation_file']} is "
+                          f"valid: {vinfo['examples']} examples.")
+        except JobFailed as failure:
+            self._fail(job_id, failure.error)
+            return
+        except Exception as exc:  # an unreadable file or a checker bug: say which
+            self._fail(job_id, {"code": "invalid_file", "param": "training_file",
+                                "message": f"The job's files could not be validated: {exc}"})
+            return
+
+        from .training import resolve_hyperparameters
+
+        def change(record: dict) -> dict:
+            if record["status"] != "validating_files":
+                return record
+            hp = resolve_hyperparameters(record["_requested_hyperparameters"], len(train))
+            record["hyperparameters"] = hp.as_dict()
+            if record.get("method"):
+                record["method"]["supervised"] = {"hyperparameters": hp.as_dict()}
+            record["status"] = "queued"
+            return record
+
+        record = self.store.update("job", job_id, change)
+        if record["status"] == "queued":
+            add_event(self.store, job_id, "Files validated, moving job to queued state.")
+
+    # ------------------------------------------------------------------ training
+
+    def _run(self, job: dict) -> None:
+        from .training import (
+            Cancelled,
+            Hyperparameters,
+            Observer,
+            TrainingRequest,
+            train,
+        )
+
+        job_id = job["id"]
+        def start(record: dict) -> dict:
+            if record["status"] == "queued":
+                record["status"] = "running"
+            return record
+
+        started = self.store.update("job", job_id, start)
+        if started["status"] != "running":
+            return
+        self.current_job = job_id
+        add_event(self.store, job_id, "Job started.")
+        out_dir = self.store.job_models_dir(job_id)
+        shutil.rmtree(out_dir, ignore_errors=True)
+        out_dir.mkdir(parents=True)
+        fine_tuned = catalog.fine_tuned_name(job["model"], job_id, job.get("suffix"))
+        began = time.time()
+
+        def on_step(row: dict) -> None:
+            data = {k: v for k, v in row.items() if v is not None}
+            add_event(self.store, job_id, _metrics_message(row), type="metrics", data=data)
+            if row["step"] == 1 or row["step"] % 10 == 0:
+                per_step = (time.time() - began) / row["step"]
+                left = int(per_step * (row["total_steps"] - row["step"]))
+                self.store.update("job", job_id, {"estimated_finish": now() + left})
+            if self.step_delay:
+                time.sleep(self.step_delay)
+
+        def on_checkpoint(step: int, folder: Path, row: dict) -> None:
+            metrics = {k: v for k, v in row.items() if k in RESULTS_COLUMNS and v is not None}
+            checkpoint = {
+                "id": new_id("ftchkpt"),
+                "object": "fine_tuning.job.checkpoint",
+                "created_at": now(),
+                "fine_tuned_model_checkpoint": catalog.checkpoint_name(fine_tuned, step),
+                "fine_tuning_job_id": job_id,
+                "metrics": metrics,
+                "step_number": step,
+                "_folder": folder.name,
+            }
+            self.store.insert("checkpoint", checkpoint, parent=job_id)
+            add_event(self.store, job_id, f"Checkpoint created at step {step}.")
+
+        observer = Observer(
+            on_message=lambda message: add_event(self.store, job_id, message),
+            on_step=on_step,
+            on_checkpoint=on_checkpoint,
+            should_stop=lambda: self._cancelled(job_id) or self._stopping,
+        )
+        try:
+            train_examples, _ = self._examples(job, "training_file")
+            valid_examples = (self._examples(job, "validation_file")[0]
+                              if job.get("validation_file") else [])
+            hp = Hyperparameters(**started["hyperparameters"])
+            result = train(TrainingRequest(
+                backend=job["_backend"], train_examples=train_examples,
+                valid_examples=valid_examples, hyperparameters=hp, seed=int(job["seed"]),
+                output_dir=out_dir,
+            ), observer)
+        except Cancelled:
+            self.current_job = None
+            if self._stopping and not self._cancelled(job_id):
+                return  # shutting down: recover() re-queues it at the next start
+            self.store.update("job", job_id, {"status": "cancelled", "finished_at": now(),
+                                              "estimated_finish": None})
+            add_event(self.store, job_id, "Job cancelled.")
+            return
+        except JobFailed as failure:
+            self.current_job = None
+            self._fail(job_id, failure.error)
+            return
+        except Exception as exc:
+            self.current_job = None
+            log.error("job %s failed:\n%s", job_id, traceback.format_exc())
+            self._fail(job_id, {"code": "training_failed", "param": None,
+                                "message": f"Training failed: {type(exc).__name__}: {exc}"})
+            return
+        self.current_job = None
+
+        results_id = new_id("file")
+        data = results_csv(result.rows)
+        self.store.write_file_bytes(results_id, lambda handle: handle.write(data))
+        self.store.insert("file", {
+            "id": results_id, "object": "file", "bytes": len(data), "created_at": now(),
+            "filename": "results.csv", "purpose": "fine-tune-results", "status": "processed",
+            "status_details": None, "expires_at": None,
+        })
+        add_event(self.store, job_id, f"Completed results file: {results_id}")
+        if result.truncated_examples:
+            add_event(self.store, job_id, f"{result.truncated_examples} training example(s) "
+                      "were longer than the local model's limit and were truncated.", level="warn")
+        (out_dir / "job.json").write_text(json.dumps({"job_id": job_id, "model": fine_tuned}))
+
+        def succeed(record: dict) -> dict:
+            if record["status"] != "running":  # cancelled at the very end: keep that
+                return record
+            record.update(status="succeeded", fine_tuned_model=fine_tuned, finished_at=now(),
+                          trained_tokens=result.trained_tokens, result_files=[results_id],
+                          estimated_finish=None)
+            return record
+
+        final = self.store.update("job", job_id, succeed)
+        if final["status"] == "succeeded":
+            add_event(self.store, job_id, "Job succeeded.")
+        else:
+            add_event(self.store, job_id, "Job cancelled.")
