@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import io
 import os
 import time
@@ -441,7 +442,7 @@ def job_events(client: AzureOpenAI, job_id: str, limit: int = 50) -> pd.DataFram
             "message": event.message,
             "data": getattr(event, "data", None),
         }
-        for event in page.data
+        for event in reversed(page.data)  # the API lists newest first
     ]
     frame = _to_frame(rows, ["created_at", "level", "type", "message", "data"])
     return frame.sort_values("created_at", kind="stable").reset_index(drop=True)
@@ -499,11 +500,24 @@ def read_results(client: AzureOpenAI, job: FineTuningJob | str) -> pd.DataFrame:
     return frame.apply(pd.to_numeric, errors="coerce")
 
 
-def plot_loss(results: pd.DataFrame, title: str = "Fine-tuning loss") -> Figure:
-    """Training and validation loss per step (and the full-validation loss where present)."""
+@functools.cache
+def _figure_class() -> type[Figure]:
+    """A ``Figure`` that Jupyter shows as a PNG when it is a cell's value, made without pyplot
+    (a plain one displays as ``<Figure size ...>`` where pyplot was never imported)."""
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(7, 4))
+    class PngFigure(Figure):
+        def _repr_png_(self) -> bytes:
+            buffer = io.BytesIO()
+            self.savefig(buffer, format="png", dpi=100)
+            return buffer.getvalue()
+
+    return PngFigure
+
+
+def plot_loss(results: pd.DataFrame, title: str = "Fine-tuning loss") -> Figure:
+    """Training and validation loss per step (and the full-validation loss where present)."""
+    figure = _figure_class()(figsize=(7, 4))
     axes = figure.add_subplot()
     series = [
         ("train_loss", "training (batch)", {"alpha": 0.8}),
@@ -653,11 +667,10 @@ def delete_deployment(backend: Backend, name: str | None = None) -> bool:
         params={"api-version": management.api_version},
         headers=management.headers(),
     )
-    if response.status_code == 404:
-        return False
-    if response.status_code >= 400:
+    if response.status_code >= 400 and response.status_code != 404:
         raise _management_error(response, "Deleting the deployment")
-    return True
+    # Azure Resource Manager answers 200/202 when it deletes, 204 when there was nothing.
+    return response.status_code in {200, 202}
 
 
 # --------------------------------------------------------------------------- chat and clean-up
