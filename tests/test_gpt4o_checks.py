@@ -191,3 +191,106 @@ def test_estimate_fails_wrong_rules(wrong, key):
     with pytest.raises(CheckFailed, match="estimate_training") as failure:
         gpt4o.check_estimate(wrong)
     assert key in str(failure.value)
+
+
+# --------------------------------------------------------------------------- uploads and the job
+# These run the student's code against a fresh in-process emulator and read its request log.
+
+
+def test_uploads_pass_the_solution(solution):
+    gpt4o.check_uploads(solution["upload_training_files"])
+
+
+def _upload(client, path, purpose="fine-tune"):
+    with open(path, "rb") as handle:
+        return client.files.create(file=handle, purpose=purpose)
+
+
+def _assistants_purpose(client, train_path, valid_path):
+    return _upload(client, train_path, "assistants").id, _upload(client, valid_path).id
+
+
+def _validation_as_training(client, train_path, valid_path):
+    return _upload(client, valid_path).id, _upload(client, train_path).id
+
+
+def _training_twice(client, train_path, valid_path):
+    return _upload(client, train_path).id, _upload(client, train_path).id
+
+
+def _objects_not_ids(client, train_path, valid_path):
+    return _upload(client, train_path), _upload(client, valid_path)
+
+
+def _text_mode(client, train_path, valid_path):
+    ids = []
+    for path in (train_path, valid_path):
+        with open(path, encoding="utf-8") as handle:  # text: the BOM is dropped on the way
+            data = handle.read().encode("utf-8")
+        ids.append(client.files.create(file=(Path(path).name, data), purpose="fine-tune").id)
+    return tuple(ids)
+
+
+@pytest.mark.parametrize(
+    ("wrong", "says"),
+    [
+        (_assistants_purpose, "purpose='assistants'"),
+        (_validation_as_training, "is the upload of professor_valid.jsonl"),
+        (_training_twice, "expected one of each"),
+        (_objects_not_ids, "two id strings"),
+        (_text_mode, "binary mode"),
+    ],
+    ids=["purpose-assistants", "validation-as-training", "training-twice", "objects", "text"],
+)
+def test_uploads_fail_wrong_code(wrong, says):
+    with pytest.raises(CheckFailed) as failure:
+        gpt4o.check_uploads(wrong)
+    assert says in str(failure.value)
+
+
+def test_job_submission_passes_the_solution(solution):
+    gpt4o.check_job_submission(solution["submit_job"])
+
+
+def _job(**overrides):
+    def submit_job(client, training_file_id, validation_file_id):
+        kwargs = {
+            "model": "gpt-4o",
+            "training_file": training_file_id,
+            "validation_file": validation_file_id,
+            "seed": 105,
+        } | overrides
+        return client.fine_tuning.jobs.create(**{k: v for k, v in kwargs.items() if v != "-"})
+
+    return submit_job
+
+
+def _swapped_files(client, training_file_id, validation_file_id):
+    return _job()(client, validation_file_id, training_file_id)
+
+
+def _twice(client, training_file_id, validation_file_id):
+    _job()(client, training_file_id, validation_file_id)
+    return _job()(client, training_file_id, validation_file_id)
+
+
+def _returns_id(client, training_file_id, validation_file_id):
+    return _job()(client, training_file_id, validation_file_id).id
+
+
+@pytest.mark.parametrize(
+    ("wrong", "says"),
+    [
+        (_job(seed="-"), "no seed was sent"),
+        (_job(seed=42), "seed is 42"),
+        (_swapped_files, "the validation file was given as training_file"),
+        (_job(model="gpt-35-turbo"), "model is 'gpt-35-turbo'"),
+        (_twice, "created 2 jobs"),
+        (_returns_id, "must return the job"),
+    ],
+    ids=["no-seed", "other-seed", "swapped-files", "other-model", "two-jobs", "returns-id"],
+)
+def test_job_submission_fails_wrong_code(wrong, says):
+    with pytest.raises(CheckFailed) as failure:
+        gpt4o.check_job_submission(wrong)
+    assert says in str(failure.value)
