@@ -350,6 +350,8 @@ def grade_one(root: Path, assignment: str, student: str, *, timeout: int | None 
         run = nbgrader(["autograde", assignment, "--student", student, "--force"], work,
                        timeout=limit, check=False, **extra)
         log = run.stdout + run.stderr
+        if "GRADING WITHOUT A SANDBOX" in log:
+            result.reasons.append("graded WITHOUT a sandbox (see the warning above)")
         result.reasons += _log_reasons(log)
         graded = work / "autograded" / student / assignment
         dest = root / "autograded" / student / assignment
@@ -390,6 +392,12 @@ def grade(root: Path | None = None, assignment: str | None = None, *, jobs: int 
         if who and not _in_gradebook(root, name):
             release(root, [name])
         tasks += [(name, s) for s in who]
+    if tasks:
+        from autograder import sandbox
+
+        ok, why = sandbox.availability()
+        if not ok:
+            print(sandbox.WARNING.format(reason=why), file=sys.stderr, flush=True)
     cell_timeout = timeout or int(os.environ.get("COURSE_CELL_TIMEOUT", "180"))
     limit = limit or 20 * cell_timeout
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:

@@ -1,0 +1,190 @@
+"""The grading loop end to end on the self-test course: real `nbgrader autograde` processes, real
+kernels in the bubblewrap sandbox, scores read back from the gradebook.
+
+One module-scoped course is graded once (honest and robustness samples first, then the
+malicious ones) and the tests below read its results."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import socket
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from autograder import grading, samples, sandbox
+from tests.conftest import copy_fixture_course
+
+FIRST = ["perfect", "partial", "empty", "syntax", "renamed", "missing", "stale"]
+ATTACKS = ["loop", "crash", "gradebook", "peek", "tamper", "socket"]
+TIMEOUT = 6  # per-cell seconds: the fixture's cells take milliseconds
+
+pytestmark = pytest.mark.skipif(not sandbox.availability()[0],
+                                reason="bubblewrap sandbox unavailable: " + sandbox.availability()[1])
+
+
+def _tree_digest(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _grade_rows(db: Path, students: list[str]) -> list[tuple]:
+    marks = ",".join("?" * len(students))
+    with sqlite3.connect(db) as con:
+        return con.execute(
+            "SELECT student.id, grade.auto_score, grade.manual_score FROM grade "
+            "JOIN submitted_notebook ON grade.notebook_id = submitted_notebook.id "
+            "JOIN submitted_assignment ON submitted_notebook.assignment_id = submitted_assignment.id "
+            f"JOIN student ON submitted_assignment.student_id = student.id WHERE student.id IN ({marks}) "
+            "ORDER BY student.id, grade.id", students).fetchall()
+
+
+class Listener:
+    """A TCP server on the grader's loopback that records every connection."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.sock.settimeout(0.5)
+        self.port = self.sock.getsockname()[1]
+        self.connections = 0
+        self._stop = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self._stop:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.connections += 1
+            conn.close()
+
+    def close(self) -> None:
+        self._stop = True
+        self.thread.join()
+        self.sock.close()
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    root = copy_fixture_course(tmp_path_factory.mktemp("grading") / "course")
+    listener = Listener()
+    try:
+        kinds = [k for k in FIRST if k != "stale"]
+        samples.write_samples(root, "selftest", kinds)
+        samples.write_samples(root, "selftest", ["perfect"], prefix="stale-")
+        (root / "submitted" / "stale-perfect").rename(root / "submitted" / "stale")
+        samples.write_samples(root, "selftest", ATTACKS, target=("127.0.0.1", listener.port))
+        first = {r.student: r for r in grading.grade(root, "selftest", jobs=2, timeout=TIMEOUT,
+                                                      students=FIRST)}
+        db = root / "gradebook.db"
+        rows_before = _grade_rows(db, FIRST)
+        submitted_before = _tree_digest(root / "submitted")
+        attacks = {r.student: r for r in grading.grade(root, "selftest", jobs=2, timeout=TIMEOUT,
+                                                        students=ATTACKS)}
+        rows_after = _grade_rows(db, FIRST)
+        submitted_after = _tree_digest(root / "submitted")
+    finally:
+        listener.close()
+    return {"root": root, "results": {**first, **attacks}, "rows": (rows_before, rows_after),
+            "submitted": (submitted_before, submitted_after), "connections": listener.connections}
+
+
+def _result(graded: dict, student: str) -> grading.SubmissionResult:
+    return graded["results"][student]
+
+
+@pytest.mark.parametrize("student, score", [
+    ("perfect", 3), ("partial", 2), ("empty", 0), ("syntax", 1), ("renamed", 0), ("missing", 0),
+    ("loop", 1), ("crash", 0), ("gradebook", 3), ("peek", 3), ("tamper", 1), ("socket", 3),
+])
+def test_exact_autograded_scores(graded: dict, student: str, score: float) -> None:
+    result = _result(graded, student)
+    assert result.status == "graded", result.reasons
+    assert (result.auto_score, result.auto_max) == (score, 3), result.reasons
+
+
+def test_honest_samples_have_no_reason_but_their_failing_tests(graded: dict) -> None:
+    assert _result(graded, "perfect").reasons == []
+    assert _result(graded, "partial").reasons == ["selftest cell mean-tests: NotImplementedError"]
+    # The manually graded answer and the task wait for the instructor.
+    assert _result(graded, "perfect").needs_manual_grade
+    assert _result(graded, "perfect").manual_max == 3
+
+
+@pytest.mark.parametrize("student, expected", [
+    ("syntax", "cell add-answer: SyntaxError"),
+    ("renamed", "notebook selftest.ipynb missing (submitted my_selftest.ipynb: renamed?)"),
+    ("missing", "notebook selftest.ipynb missing: scores zero"),
+    ("loop", "cell add-answer: timed out (per-cell limit) and was interrupted"),
+    ("crash", "DeadKernelError: the kernel died while running this cell"),
+    ("crash", "later code cells not run (dead kernel)"),
+    ("gradebook", "FileNotFoundError: attack blocked: no gradebook in reach"),
+    ("peek", "FileNotFoundError: attack blocked: no other notebook in reach"),
+    ("tamper", "cell add-tests was edited: restored from the source"),
+    ("socket", "[Errno"),
+])
+def test_reason_in_summary(graded: dict, student: str, expected: str) -> None:
+    result = _result(graded, student)
+    assert any(expected in reason for reason in result.reasons), result.reasons
+    table = grading.summary_table(graded["results"].values())
+    line = next(line for line in table.splitlines() if f"  {student} " in line)
+    assert expected in line
+
+
+def test_attacks_change_no_grade_and_no_submission(graded: dict) -> None:
+    before, after = graded["rows"]
+    assert before and before == after
+    sub_before, sub_after = graded["submitted"]
+    assert sub_before == sub_after
+    # The gradebook attack would have set manual scores to 1000.
+    with sqlite3.connect(graded["root"] / "gradebook.db") as con:
+        assert con.execute("SELECT COUNT(*) FROM grade WHERE manual_score >= 1000").fetchone() == (0,)
+
+
+def test_socket_from_a_submission_fails(graded: dict) -> None:
+    assert graded["connections"] == 0
+    reasons = " ".join(_result(graded, "socket").reasons)
+    assert "network reached" not in reasons
+    assert "ConnectionRefusedError" in reasons or "Network is unreachable" in reasons
+
+
+def test_failed_regrade_leaves_no_stale_score(graded: dict) -> None:
+    root = graded["root"]
+    assert _result(graded, "stale").auto_score == 3
+    (root / "submitted" / "stale" / "selftest" / "selftest.ipynb").write_text("{not a notebook")
+    (result,) = grading.grade(root, "selftest", students=["stale"], timeout=TIMEOUT)
+    assert result.status == "failed"
+    assert any("autograde failed" in r for r in result.reasons), result.reasons
+    assert _grade_rows(root / "gradebook.db", ["stale"]) == []
+    assert not (root / "autograded" / "stale").joinpath("selftest").exists()
+
+
+def test_feedback_hides_hidden_tests_and_export_has_every_student(graded: dict) -> None:
+    root = graded["root"]
+    files = grading.feedback(root, "selftest")
+    perfect = root / "feedback" / "perfect" / "selftest" / "selftest.html"
+    assert perfect in files
+    html = perfect.read_text()
+    assert "add(1, 2) should be 3" in html  # the visible test is shown
+    assert "check_add" not in html and "HIDDEN TESTS" not in html
+    path = grading.export(root, root / "grades.csv")
+    rows = {r["student"]: r for r in csv.DictReader(path.open())}
+    assert float(rows["perfect"]["auto_score"]) == 3
+    assert float(rows["partial"]["auto_score"]) == 2
+    assert rows["loop"]["reasons"].startswith("selftest cell add-answer: timed out")
+
+
+def test_without_sandbox_grading_warns_loudly(graded: dict, monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.setenv("AUTOGRADER_SANDBOX", "off")
+    (result,) = grading.grade(graded["root"], "selftest", students=["perfect"], timeout=TIMEOUT)
+    assert result.auto_score == 3
+    assert "graded WITHOUT a sandbox (see the warning above)" in result.reasons
+    assert "WARNING: GRADING WITHOUT A SANDBOX: AUTOGRADER_SANDBOX=off" in capsys.readouterr().err
