@@ -12,7 +12,7 @@ TORCH_SPEC ?= torch==2.13.0
 OFFLINE := bash tests/offline.sh
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup course test test-slow lab release grade feedback export bench clean
+.PHONY: setup setup-system course test test-slow lab release grade feedback export bench clean
 
 setup: $(VENV)/.installed
 
@@ -32,6 +32,41 @@ test: setup
 
 test-slow: setup
 	$(OFFLINE) $(PY) -m pytest -m slow
+
+# The instructor's loop (course/instructor.md). Grading runs offline; student code runs in the
+# bubblewrap sandbox (autograder/sandbox.py). ASSIGNMENT= limits to one assignment, JOBS= sets
+# how many submissions are graded at once, TIMEOUT= the per-cell limit in seconds.
+ASSIGNMENT ?=
+JOBS ?= 2
+TIMEOUT ?=
+LAB_PORT ?= 8888
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+release: setup
+	$(OFFLINE) $(PY) -m autograder release $(ASSIGNMENT)
+
+grade: setup
+	$(OFFLINE) $(PY) -m autograder grade $(ASSIGNMENT) --jobs $(JOBS) $(if $(TIMEOUT),--timeout $(TIMEOUT))
+
+feedback: setup
+	$(OFFLINE) $(PY) -m autograder feedback $(ASSIGNMENT)
+
+export: setup
+	$(PY) -m autograder export
+	$(PY) -m autograder summary
+
+# JupyterLab on this course with nbgrader's formgrader and assignment list, on 127.0.0.1 only.
+lab: setup
+	$(PY) -m jupyter lab --no-browser --ServerApp.ip=127.0.0.1 --ServerApp.port=$(LAB_PORT) --ServerApp.root_dir=$(CURDIR) $(ROOT_FLAG)
+
+# System packages the grading sandbox and the browser test need (Debian/Ubuntu).
+setup-system:
+	@if command -v apt-get >/dev/null; then \
+	  $(SUDO) apt-get install -y --no-install-recommends bubblewrap chromium; \
+	else \
+	  echo "setup-system: install bubblewrap (the grading sandbox) and chromium (the browser test) with your package manager"; \
+	fi
 
 # Benchmarks (bench/README.md): every ratio against the lab's recipe, measured side by side in one
 # run, offline; about 30 minutes on 2 cores. BENCH_LONG=1 runs the issue's full sizes (hours).
