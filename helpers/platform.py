@@ -95,7 +95,18 @@ def volume_root() -> Path:
 
 
 def _writable_dir(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        if is_databricks() and path.is_relative_to(volume_root().parent.parent.parent):
+            raise OSError(
+                f"cannot create {path} ({exc.strerror or exc}). On Databricks the course writes to "
+                f"the Unity Catalog volume {volume_root()}: create it first (`CREATE VOLUME IF NOT "
+                f"EXISTS {'.'.join(volume_root().parts[-3:])}`, or "
+                "`helpers.databricks.create_volume()`), or choose another one with "
+                "COURSE_UC_CATALOG / COURSE_UC_SCHEMA / COURSE_UC_VOLUME (course/databricks.md)"
+            ) from exc
+        raise
     return path
 
 
@@ -119,6 +130,25 @@ def output_dir(name: str = "") -> Path:
     else:
         base = Path.cwd() / "outputs"
     return _writable_dir(base / name if name else base)
+
+
+def databricks_runtime_version() -> str | None:
+    """The Databricks Runtime version (``"15.4"``, ``"16.4.x-gpu-ml-scala2.12"``...), None elsewhere."""
+    return os.environ.get("DATABRICKS_RUNTIME_VERSION") or None
+
+
+def mlflow_tracking_uri(default_local: str | Path | None = None) -> str:
+    """Where MLflow records runs: ``MLFLOW_TRACKING_URI`` when set; ``"databricks"`` (the
+    workspace's tracking server and its registry) on Databricks; else ``default_local`` (a URI
+    or a folder, which gets a SQLite store ``mlflow.db``), by default ``sqlite:///<outputs>/mlflow.db``."""
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    if is_databricks():
+        return "databricks"
+    if isinstance(default_local, str) and "://" in default_local:
+        return default_local
+    folder = _writable_dir(Path(default_local) if default_local is not None else output_dir())
+    return f"sqlite:///{(folder / 'mlflow.db').resolve()}"
 
 
 def network_blocked() -> bool:
