@@ -398,7 +398,7 @@ def _data_plane_router() -> APIRouter:
             raise _too_large(emulator, int(declared))
         try:
             form = await request.form(max_files=1, max_fields=20)
-        except Exception as exc:  # malformed multipart
+        except Exception as exc:  # noqa: BLE001 - malformed multipart, python-multipart's errors vary
             raise bad_request(f"Could not read the multipart upload: {exc}. Send the file as "
                               "multipart field 'file' with a 'purpose' field.",
                               param="file") from None

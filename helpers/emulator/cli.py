@@ -77,8 +77,8 @@ def run(args: argparse.Namespace) -> int:
             (f"  api key:   {api_key}  (generated; choose one with --api-key or "
              "EMULATOR_API_KEY)" if generated else "  api key:   the one given (--api-key or "
              "EMULATOR_API_KEY)"),
-            f"  use it:    export AZURE_OPENAI_ENDPOINT={endpoint} AZURE_OPENAI_API_KEY=<key> "
-            "TEMP_AUTH_TOKEN=<key>",
+            (f"  use it:    export AZURE_OPENAI_ENDPOINT={endpoint} AZURE_OPENAI_API_KEY=<key> "
+            "TEMP_AUTH_TOKEN=<key>"),
         ]
         print("\n".join(lines), flush=True)
 

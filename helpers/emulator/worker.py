@@ -1,9 +1,9 @@
-"""The training worker: one background thread that takes jobs first in, first out.
+"""The training worker: one trainer thread that takes jobs first in, first out.
 
 A job goes ``validating_files`` (its files are checked with ``helpers.chat_data``) →
-``queued`` → ``running`` → ``succeeded`` | ``failed`` | ``cancelled``. Validation of every
-waiting job happens before the next training starts, so a bad file fails its job at once even
-while another job trains. Cancellation is honoured between training steps.
+``queued`` → ``running`` → ``succeeded`` | ``failed`` | ``cancelled``. A second, light thread
+validates new jobs, so a bad file fails its job at once even while another job trains.
+Cancellation is honoured between training steps.
 
 On start the worker recovers from a crash: a job that was ``running`` when the process died is
 re-queued (its partial metrics, checkpoints and outputs are removed and an event says so);
@@ -79,7 +79,7 @@ class JobFailed(Exception):
 
 
 class Worker:
-    """The single training thread of one emulator app."""
+    """The validator and the single trainer thread of one emulator app."""
 
     def __init__(self, store: Store, step_delay: float | None = None) -> None:
         self.store = store
@@ -87,22 +87,29 @@ class Worker:
             if step_delay is None else step_delay
         self._wake = threading.Condition()
         self._stopping = False
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self.current_job: str | None = None
 
     # ------------------------------------------------------------------ life cycle
 
     def start(self) -> None:
         self.recover()
-        self._thread = threading.Thread(target=self._loop, name="emulator-worker", daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._loop, args=("validating_files", self._validate),
+                             name="emulator-validator", daemon=True),
+            threading.Thread(target=self._loop, args=("queued", self._run),
+                             name="emulator-trainer", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def stop(self, timeout: float = 30) -> None:
         with self._wake:
             self._stopping = True
             self._wake.notify_all()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout)
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout)
 
     def notify(self) -> None:
         with self._wake:
@@ -131,21 +138,17 @@ class Worker:
                 return job
         return None
 
-    def _loop(self) -> None:
+    def _loop(self, status: str, handle) -> None:
         while True:
             with self._wake:
                 if self._stopping:
                     return
             try:
-                job = self._next("validating_files")
+                job = self._next(status)
                 if job is not None:
-                    self._validate(job)
+                    handle(job)
                     continue
-                job = self._next("queued")
-                if job is not None:
-                    self._run(job)
-                    continue
-            except Exception:  # a bug must not kill the worker; the job records it
+            except Exception:
                 log.exception("emulator worker error")
                 time.sleep(0.5)
                 continue
@@ -210,7 +213,7 @@ class Worker:
         except JobFailed as failure:
             self._fail(job_id, failure.error)
             return
-        except Exception as exc:  # an unreadable file or a checker bug: say which
+        except Exception as exc:  # noqa: BLE001 - an unreadable file or a checker bug: say which
             self._fail(job_id, {"code": "invalid_file", "param": "training_file",
                                 "message": f"The job's files could not be validated: {exc}"})
             return
@@ -312,7 +315,7 @@ class Worker:
             self.current_job = None
             self._fail(job_id, failure.error)
             return
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any training error fails the job, with its reason
             self.current_job = None
             log.error("job %s failed:\n%s", job_id, traceback.format_exc())
             self._fail(job_id, {"code": "training_failed", "param": None,
