@@ -129,6 +129,19 @@ def rss_bytes() -> int:
     return int(psutil.Process().memory_info().rss)
 
 
+def trim_memory() -> None:
+    """Collect garbage and hand freed heap pages back to the OS (glibc's ``malloc_trim``), so that
+    the RSS before a measured block does not include memory an earlier block freed."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        pass
+
+
 def _reset_peak() -> bool:
     """Reset the kernel's peak-RSS counter (``VmHWM``) of this process; False where unsupported."""
     try:
@@ -143,7 +156,9 @@ def _reset_peak() -> bool:
 class PeakMemory:
     """Peak resident memory of this process while the ``with`` block runs.
 
-    Uses the kernel's own high-water mark (``/proc/self/clear_refs`` + ``VmHWM``) where Linux
+    Freed heap memory is first handed back to the OS (`trim_memory`; ``trim=False`` skips it),
+    so memory an earlier block freed but glibc kept does not hide this block's needs. Uses the
+    kernel's own high-water mark (``/proc/self/clear_refs`` + ``VmHWM``) where Linux
     allows it; elsewhere samples the RSS every 5 ms in a thread. After the block:
     ``start`` (RSS when it began), ``peak`` (highest RSS during it), ``growth`` (peak - start,
     what the block itself needed on top of what was already allocated) and ``method``.
@@ -152,6 +167,7 @@ class PeakMemory:
     start: int = 0
     peak: int = 0
     method: str = ""
+    trim: bool = True
     _stop: threading.Event | None = field(default=None, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
 
@@ -160,6 +176,8 @@ class PeakMemory:
         return max(0, self.peak - self.start)
 
     def __enter__(self) -> Self:
+        if self.trim:
+            trim_memory()
         self.start = rss_bytes()
         self.peak = self.start
         if _reset_peak():
@@ -309,6 +327,13 @@ class Ratio:
         return self.value >= self.target if self.direction == "min" else self.value <= self.target
 
     def line(self, benchmark: str) -> str:
+        if self.unit != "x":  # a figure (accuracy, ...), not a ratio
+            target = ""
+            if self.target is not None:
+                sign = ">=" if self.direction == "min" else "<="
+                verdict = {True: "met", False: "MISSED", None: "n/a"}[self.meets]
+                target = f" (target {sign} {self.target:g}: {verdict})"
+            return f"FIGURE {benchmark}: {self.name}: {self.value:.3f}{self.unit} ({self.baseline}){target}"
         target = ""
         if self.target is not None:
             sign = ">=" if self.direction == "min" else "<="
@@ -367,6 +392,15 @@ class Result:
         self.ratios.append(ratio)
         print(ratio.line(self.benchmark), flush=True)
         return ratio
+
+    def figure(self, name: str, value: float, what: str, target: float | None = None,
+               direction: str = "min", unit: str = "") -> Ratio:
+        """Add an absolute figure (an accuracy, not a ratio) with what it is and its target,
+        kept with the ratios (``unit`` is not ``"x"``) and printed as a ``FIGURE`` line now."""
+        figure = Ratio(name, float(value), what, "", target, direction, unit=unit)
+        self.ratios.append(figure)
+        print(figure.line(self.benchmark), flush=True)
+        return figure
 
     def note(self, text: str) -> None:
         self.notes.append(text)
@@ -456,12 +490,14 @@ def start(name: str, title: str, profile: str, torch_details: bool = False,
 def quiet_libraries() -> Iterator[None]:
     """Silence the progress bars and info logs of transformers/datasets inside the block."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:
         import datasets
         import transformers
 
         datasets.disable_progress_bars()
         transformers.logging.set_verbosity_error()
+        transformers.logging.disable_progress_bar()
     except ImportError:  # pragma: no cover
         pass
     yield

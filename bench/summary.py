@@ -83,15 +83,18 @@ def _table(headers: list[str], rows: Iterable[list[str]]) -> list[str]:
 def ratio_rows(result: Mapping[str, Any]) -> list[list[str]]:
     rows = []
     for r in result.get("ratios", []):
+        is_ratio = r.get("unit", "x") == "x"
+        unit = "×" if is_ratio else r.get("unit", "")
         target = ""
         if r.get("target") is not None:
             sign = "≥" if r.get("direction", "min") == "min" else "≤"
             verdict = {True: "met", False: "**missed**", None: "–"}[r.get("meets")]
-            target = f"{sign} {r['target']:g}× ({verdict})"
+            target = f"{sign} {r['target']:g}{unit} ({verdict})"
         value = r.get("value")
+        shown = "–" if value is None else f"**{value:.2f}{unit}**" if is_ratio else f"**{value:.3f}{unit}**"
         rows.append([
-            r["name"], f"{r['baseline']} / {r['candidate']}",
-            "–" if value is None else f"**{value:.2f}×**", target,
+            r["name"], f"{r['baseline']} / {r['candidate']}" if is_ratio else r["baseline"],
+            shown, target,
         ])
     return rows
 
@@ -131,7 +134,7 @@ def render(results: Mapping[str, Mapping[str, Any]], names: Iterable[str] | None
                   f" wall."), ""]
         rows = ratio_rows(result)
         if rows:
-            lines += _table(["ratio", "baseline / course", "value", "target"], rows) + [""]
+            lines += _table(["figure", "baseline / course (or what)", "value", "target"], rows) + [""]
         columns = COLUMNS.get(name)
         measurements = result.get("measurements", [])
         if measurements:

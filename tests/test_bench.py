@@ -54,7 +54,8 @@ def check_result(name: str, output: str, data: dict, expected_ratios: list[str])
         assert any(expected in n for n in names), f"no ratio named like {expected!r} in {names}"
     for ratio in data["ratios"]:
         assert ratio["value"] is not None and math.isfinite(ratio["value"]) and ratio["value"] > 0, ratio
-        assert f"RATIO {name}: {ratio['name']}:" in output, f"ratio line missing for {ratio['name']}"
+        kind = "RATIO" if ratio["unit"] == "x" else "FIGURE"
+        assert f"{kind} {name}: {ratio['name']}:" in output, f"{kind} line missing for {ratio['name']}"
         if ratio["target"] is not None:
             assert isinstance(ratio["meets"], bool)
     assert f"RESULT {name}:" in output
@@ -82,6 +83,39 @@ def test_gpt2_recipe_smoke(tmp_path, capsys):
     assert course["batch_size"] == lab["batch_size"] == 2
     tokens_ratio = next(r for r in data["ratios"] if r["name"].startswith("tokens per epoch"))
     assert tokens_ratio["value"] == pytest.approx(lab["tokens_per_epoch"] / course["tokens_per_epoch"])
+
+
+def test_grading_smoke(tmp_path):
+    """Grades one sample submission of the test fixture's assignment three ways."""
+    output, data = run_benchmark("grading", tmp_path)
+    check_result("grading", output, data, ["plain nbgrader / --jobs 2", "--jobs 1 / --jobs 2"])
+    rows = data["measurements"]
+    assert {row["mode"] for row in rows} == {"plain", "jobs1", "jobs2"}
+    for row in rows:
+        assert row["scores_agree"] is True, "the three ways must give the same scores"
+        assert all(score is not None for score in row["scores"].values()), row
+
+
+def test_emulator_smoke(tmp_path, capsys):
+    output, data = run_in_process("emulator", tmp_path, capsys)
+    check_result("emulator", output, data, ["chat latency, fine-tuned / base", "upload of"])
+    cases = {row["case"]: row for row in data["measurements"]}
+    job = cases["job create -> succeeded"]
+    assert job["status"] == "succeeded" and job["backend"] == "tiny"
+    assert cases["chat, base deployment"]["n"] == cases["chat, fine-tuned deployment"]["n"] == 2
+    upload = next(row for case, row in cases.items() if case.endswith(": upload"))
+    assert upload["bytes"] >= 1_000_000 and upload["throughput_mib_s"] > 0
+
+
+def test_cpu_accuracy_smoke(tmp_path, capsys):
+    output, data = run_in_process("cpu_accuracy", tmp_path, capsys)
+    check_result("cpu_accuracy", output, data, ["best accuracy within 30 min",
+                                                "the course's CPU recipe: accuracy"])
+    row = data["measurements"][0]
+    assert row["config"] == "recipe" and row["eval_size"] == 16
+    assert 0 <= row["accuracy"] <= 1 and 0 <= row["f1"] <= 1
+    assert row["total_s"] >= row["train_s"] + row["eval_s"]
+    assert all(r["unit"] == "" for r in data["ratios"]), "accuracies are figures, not ratios"
 
 
 def test_summary_renders_results(tmp_path, capsys):

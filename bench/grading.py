@@ -1,0 +1,178 @@
+"""Grading a class: ``python -m autograder grade --jobs 1`` and ``--jobs 2`` against plain
+``nbgrader autograde`` (one submission after another), with the same scores.
+
+For each assignment in ``source/`` and each class size N, a temporary copy of the course is
+released (``python -m autograder release``) and filled with N sample submissions built by
+``autograder.samples`` from the assignment's own notebooks (perfect, partial and empty ones in
+turn: every autograded cell runs, passing or failing). Each grading mode then grades a fresh copy
+of that course (same gradebook state, same submissions), timed as the instructor would see it (the
+whole command). The modes run one after another, in an order that alternates between sizes; the
+scores each mode wrote to the gradebook must agree submission by submission.
+
+Ratios: plain ``nbgrader autograde`` / ``--jobs 2`` and ``--jobs 1`` / ``--jobs 2`` per N (target:
+``--jobs 2`` at least 1.5x faster than one after another for N >= 16), and how the time per
+submission grows with N.
+
+Run: ``python -m bench.grading [--profile smoke|default|long] [--sizes 4,16] [--assignments A,B]``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import common
+
+NAME = "grading"
+TITLE = "grading N submissions: --jobs 1 / --jobs 2 / plain nbgrader autograde"
+MODES = ("plain", "jobs1", "jobs2")
+KINDS = ("perfect", "partial", "empty")
+TARGET_JOBS2 = 1.5  # issue 8: --jobs 2 at least 1.5x faster than one after another, N >= 16
+FIXTURE = common.ROOT / "tests" / "fixtures" / "course"
+
+#: Class sizes per profile. A fast-mode notebook takes tens of seconds to grade on 2 cores, so
+#: the default profile grades 4 per assignment and mode; the long one the issue's 4, 16 and 64.
+SIZES = {"smoke": [1], "default": [4], "long": [4, 16, 64]}
+
+
+def make_class(root: Path, assignment: str, n: int, dest: Path) -> list[str]:
+    """A course copy at ``dest`` with ``assignment`` released and ``n`` sample submissions."""
+    from autograder import ci_check, grading, samples
+
+    ci_check.make_copy(root, dest)
+    grading.release(dest, [assignment])
+    copies = math.ceil(n / len(KINDS))
+    students = samples.write_samples(dest, assignment, KINDS, prefix="bench-", copies=copies)
+    keep = sorted(students, key=lambda s: (int(s.rsplit("-", 1)[1]) if copies > 1 else 0, s))[:n]
+    for student in set(students) - set(keep):
+        shutil.rmtree(dest / "submitted" / student)
+    return keep
+
+
+def grade(mode: str, course: Path, assignment: str) -> tuple[float, subprocess.CompletedProcess]:
+    """Grade every submission of ``course`` with ``mode``: the instructor's whole command."""
+    from autograder import grading
+
+    env = grading._env(course)  # the course's PATH (alembic) and NBG_ROOT
+    if mode == "plain":
+        cmd = [sys.executable, "-m", "nbgrader", "autograde", assignment]
+    else:
+        jobs = mode.removeprefix("jobs")
+        cmd = [sys.executable, "-m", "autograder", "--root", str(course), "grade", assignment,
+               "--jobs", jobs]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=grading.CONFIG_DIR, env=env, capture_output=True, text=True,
+                          check=False)
+    return time.perf_counter() - start, proc
+
+
+def scores(course: Path, assignment: str, students: list[str]) -> dict[str, float | None]:
+    """Each submission's total score in the course's gradebook (``None``: not graded)."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    from autograder import grading
+
+    out: dict[str, float | None] = {}
+    with Gradebook(grading.db_url(course)) as gb:
+        for student in students:
+            try:
+                out[student] = round(float(gb.find_submission(assignment, student).score), 4)
+            except MissingEntry:
+                out[student] = None
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = common.parser(NAME, __doc__.split("\n\n")[0])
+    p.add_argument("--sizes", default=None, help="comma-separated class sizes N (default per "
+                   "profile: " + "; ".join(f"{k}: {v}" for k, v in SIZES.items()) + ")")
+    p.add_argument("--assignments", default=None,
+                   help="comma-separated assignment ids (default: every one in source/; the "
+                        "smoke profile grades the test fixture's 'selftest')")
+    args = p.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else SIZES[args.profile]
+
+    from autograder import grading
+
+    root = FIXTURE if args.profile == "smoke" else common.ROOT
+    names = args.assignments.split(",") if args.assignments else grading.assignments(root)
+    from autograder import sandbox
+
+    sandboxed, why = sandbox.availability()
+    result = common.start(NAME, TITLE, args.profile, sizes=sizes, assignments=names,
+                          course=str(root), modes=list(MODES), kinds=list(KINDS),
+                          sandbox=sandboxed)
+    if not sandboxed:
+        result.note(f"grading ran WITHOUT the sandbox ({why}); timings exclude its cost")
+    result.note("each mode grades a fresh copy of the same released course and submissions; "
+                "one run per mode and size (a class takes minutes), order alternating by size")
+
+    workbase = Path(tempfile.mkdtemp(prefix="bench-grading-"))
+    failures = 0
+    try:
+        turn = 0
+        for assignment in names:
+            for n in sizes:
+                base = workbase / f"{assignment}-{n}" / "base"
+                t0 = time.perf_counter()
+                students = make_class(root, assignment, n, base)
+                setup_s = time.perf_counter() - t0
+                order = list(MODES) if turn % 2 == 0 else list(MODES)[::-1]
+                turn += 1
+                seconds: dict[str, float] = {}
+                found: dict[str, dict[str, Any]] = {}
+                for mode in order:
+                    course = workbase / f"{assignment}-{n}" / mode
+                    shutil.copytree(base, course, symlinks=True)
+                    seconds[mode], proc = grade(mode, course, assignment)
+                    found[mode] = scores(course, assignment, students)
+                    ungraded = [s for s, v in found[mode].items() if v is None]
+                    if ungraded:
+                        failures += 1
+                        result.note(f"{assignment} N={n} {mode}: {len(ungraded)} submission(s) not "
+                                    f"graded (exit {proc.returncode}): "
+                                    + common_tail(proc.stdout + proc.stderr))
+                    shutil.rmtree(course, ignore_errors=True)
+                    print(f"  {assignment} N={n} {mode}: {common.fmt_seconds(seconds[mode])}",
+                          flush=True)
+                agree = len({tuple(sorted(v.items())) for v in found.values()}) == 1
+                if not agree:
+                    result.note(f"{assignment} N={n}: the modes' scores DIFFER: {found}")
+                for mode in MODES:
+                    result.measure(assignment=assignment, n=n, mode=mode, seconds=seconds[mode],
+                                   per_submission_s=seconds[mode] / n, scores_agree=agree,
+                                   setup_s=setup_s, scores=found[mode])
+                target = TARGET_JOBS2 if n >= 16 else None
+                result.ratio(f"{assignment}, N={n}: plain nbgrader / --jobs 2", seconds["plain"],
+                             seconds["jobs2"], "nbgrader autograde", "--jobs 2", target=target)
+                result.ratio(f"{assignment}, N={n}: --jobs 1 / --jobs 2", seconds["jobs1"],
+                             seconds["jobs2"], "--jobs 1", "--jobs 2")
+                shutil.rmtree(base, ignore_errors=True)
+            if len(sizes) > 1:
+                rows = [m for m in result.measurements
+                        if m["assignment"] == assignment and m["mode"] == "jobs2"]
+                small, large = rows[0], rows[-1]
+                result.ratio(f"{assignment}: --jobs 2 seconds per submission, N={large['n']} vs "
+                             f"N={small['n']}", large["per_submission_s"], small["per_submission_s"],
+                             f"N={large['n']}", f"N={small['n']}",
+                             note="1.0x = time grows linearly with N")
+    finally:
+        shutil.rmtree(workbase, ignore_errors=True)
+    result.finish(args.out_dir, argv=argv)
+    return 1 if failures else 0
+
+
+def common_tail(text: str, lines: int = 4) -> str:
+    return " | ".join(text.strip().splitlines()[-lines:])
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    raise SystemExit(main())
