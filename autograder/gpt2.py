@@ -73,7 +73,13 @@ def check_tokenize_function(tokenize_function, tokenizer, max_length: int) -> No
         )
     if "attention_mask" not in result:
         _fail("The output has no 'attention_mask': call the tokenizer itself, which returns one.")
-    ids = [list(map(int, row)) for row in result["input_ids"]]
+    rows = result["input_ids"]
+    if len(rows) != len(UNSEEN_TEXTS) or not all(hasattr(row, "__len__") for row in rows):
+        _fail(
+            f"4 texts in, but input_ids is not 4 lists of token ids (found {str(rows)[:80]}...): "
+            "tokenize every text of the batch, `tokenizer(examples[\"text\"], ...)`."
+        )
+    ids = [list(map(int, row)) for row in rows]
     masks = [list(map(int, row)) for row in result["attention_mask"]]
     if len(ids) != len(UNSEEN_TEXTS):
         _fail(f"4 texts in, {len(ids)} rows of input_ids out: tokenize every text of the batch.")
