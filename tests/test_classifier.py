@@ -1,0 +1,204 @@
+"""helpers.classifier: backbone choice, model config, recipes, layer freezing, and a real
+``Trainer`` run of `train_classifier` on the tiny model, recorded in MLflow and read back."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from helpers import classifier
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::FutureWarning",
+                                        "ignore::DeprecationWarning")
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return classifier.choose_backbone(fast=True)
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny):
+    return classifier.load_tokenizer(tiny)
+
+
+def test_fast_mode_uses_a_tiny_random_gpt2_with_the_real_tokenizer(tiny, tokenizer):
+    from transformers import AutoConfig
+
+    assert tiny.kind == "tiny" and "Fast mode" in tiny.description
+    config = AutoConfig.from_pretrained(tiny.path)
+    assert config.model_type == "gpt2" and config.n_layer == 2 and config.n_embd == 64
+    assert len(tokenizer) == 50257
+    assert tokenizer("Hello world")["input_ids"] == [15496, 995]  # GPT-2's real ids
+
+
+def test_tiny_backbone_is_built_once_and_identically(tiny, tmp_path, monkeypatch):
+    import torch
+    from safetensors.torch import load_file
+
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path))
+    rebuilt = classifier.tiny_gpt2_dir()
+    assert rebuilt.parent == tmp_path
+    first = load_file(str(rebuilt / "model.safetensors"))
+    second = load_file(str(next(iter([tiny.path])) + "/model.safetensors"))
+    assert all(torch.equal(first[k], second[k]) for k in first)
+
+
+def test_offline_full_mode_announces_the_packaged_smollm2(monkeypatch, tmp_path):
+    from helpers import assets
+
+    monkeypatch.setattr(assets, "smollm2_dir", lambda: tmp_path)
+    backbone = classifier.choose_backbone(fast=False, prefer_hub=False)
+    assert backbone.kind == "packaged" and backbone.path == str(tmp_path)
+    assert "not reachable" in backbone.description and "SmolLM2" in backbone.description
+    online = classifier.choose_backbone(fast=False, prefer_hub=True)
+    assert (online.kind, online.path) == ("hub", "gpt2")
+
+
+def test_tokenizer_gets_a_pad_token(tokenizer):
+    assert tokenizer.pad_token == tokenizer.eos_token == "<|endoftext|>"
+    assert tokenizer.pad_token_id == 50256
+
+
+def test_model_has_labels_and_pad_token_and_takes_padded_batches(tiny, tokenizer):
+    import torch
+
+    model = classifier.build_model(tiny, tokenizer)
+    assert model.config.num_labels == 2
+    assert model.config.id2label == {0: "NEGATIVE", 1: "POSITIVE"}
+    assert model.config.label2id == {"NEGATIVE": 0, "POSITIVE": 1}
+    assert model.config.pad_token_id == tokenizer.pad_token_id
+    batch = tokenizer(["short", "a much longer review than the first"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        padded = model(**batch).logits
+        alone = model(**tokenizer(["short"], return_tensors="pt")).logits
+    assert padded.shape == (2, 2)
+    # the classifier reads the last real token: padding does not change the first review's logits
+    assert torch.allclose(padded[0], alone[0], atol=1e-5)
+
+
+def test_freeze_lower_layers_trains_only_the_top(tiny, tokenizer):
+    model = classifier.build_model(tiny, tokenizer)
+    counts = classifier.freeze_lower_layers(model, 1)
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    assert trainable, "nothing trains"
+    assert all(name.startswith(("transformer.h.1.", "transformer.ln_f", "score")) for name in trainable)
+    assert any(name.startswith("score") for name in trainable)
+    assert any(name.startswith("transformer.ln_f") for name in trainable)
+    assert counts["trainable"] < counts["total"]
+    everything = classifier.freeze_lower_layers(classifier.build_model(tiny, tokenizer), None)
+    assert everything["trainable"] == everything["total"]
+    with pytest.raises(ValueError, match="between 0 and 2"):
+        classifier.freeze_lower_layers(model, 3)
+
+
+def test_transformer_layers_of_a_llama_model():
+    from transformers import LlamaConfig, LlamaForSequenceClassification
+
+    config = LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=2,
+                         num_key_value_heads=1, vocab_size=100, pad_token_id=0)
+    model = LlamaForSequenceClassification(config)
+    assert len(classifier.transformer_layers(model)) == 3
+    classifier.freeze_lower_layers(model, 1)
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    assert trainable == {name for name, _ in model.named_parameters()
+                         if name.startswith(("model.layers.2.", "model.norm", "score"))}
+
+
+def test_recipes(tiny):
+    fast = classifier.default_recipe(tiny, device="cpu", fast=True)
+    assert fast.train_size < 100 and fast.max_length <= 64
+    gpu = classifier.default_recipe(tiny, device="cuda", fast=False)
+    assert (gpu.learning_rate, gpu.weight_decay, gpu.train_size, gpu.eval_size) == (2e-5, 0.01, 1000, 500)
+    assert gpu.trainable_layers is None
+    packaged = classifier.Backbone("SmolLM2-135M", "packaged", "/x", "")
+    cpu = classifier.default_recipe(packaged, device="cpu", fast=False)
+    assert (cpu.train_size, cpu.eval_size) == (1000, 500)
+    assert cpu.trainable_layers is not None and cpu.learning_rate > gpu.learning_rate
+
+
+def test_mlflow_tracking_uri(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("DATABRICKS_RUNTIME_VERSION", raising=False)
+    assert classifier.mlflow_tracking_uri(tmp_path) == f"sqlite:///{tmp_path.resolve()}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://tracking.example")
+    assert classifier.mlflow_tracking_uri(tmp_path) == "http://tracking.example"
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    monkeypatch.setenv("DATABRICKS_RUNTIME_VERSION", "15.4")
+    assert classifier.mlflow_tracking_uri(tmp_path) == "databricks"
+    monkeypatch.setenv("COURSE_UC_CATALOG", "course")
+    assert classifier.registered_model_name() == "course.default.gpt2_imdb"
+    monkeypatch.delenv("DATABRICKS_RUNTIME_VERSION")
+    assert classifier.registered_model_name() is None
+
+
+def test_plot_history_draws_training_and_evaluation_curves():
+    history = [{"loss": 0.7, "step": 1, "epoch": 0.5}, {"loss": 0.6, "step": 2, "epoch": 1.0},
+               {"eval_loss": 0.65, "eval_accuracy": 0.6, "eval_f1": 0.5, "step": 2, "epoch": 1.0}]
+    figure = classifier.plot_history(history, title="t")
+    left, right = figure.axes
+    assert len(left.lines) == 2 and len(right.lines) == 2
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One real fast-mode training run, recorded in a local MLflow store."""
+    import mlflow
+
+    output = tmp_path_factory.mktemp("gpt2-run")
+    result = classifier.train_classifier({"fast": True, "output_dir": str(output), "report_to": "mlflow",
+                                          "train_size": 24, "eval_size": 16})
+    mlflow.end_run()
+    return result
+
+
+def test_train_classifier_trains_evaluates_and_saves(trained):
+    from transformers import AutoModelForSequenceClassification
+
+    assert trained.backbone == "tiny-gpt2" and trained.rank == 0 and trained.world_size == 1
+    assert set(trained.metrics) >= {"eval_accuracy", "eval_precision", "eval_recall", "eval_f1", "eval_loss"}
+    assert 0.0 <= trained.metrics["eval_accuracy"] <= 1.0
+    assert any("loss" in row for row in trained.log_history)
+    assert trained.recipe["train_size"] == 24
+    model = AutoModelForSequenceClassification.from_pretrained(trained.model_dir)
+    assert model.config.id2label[1] == "POSITIVE" and model.config.pad_token_id == 50256
+
+
+def test_train_classifier_rejects_unknown_keys():
+    with pytest.raises(ValueError, match="unknown config keys"):
+        classifier.train_classifier({"fast": True, "learning_rte": 1e-3})
+
+
+def test_mlflow_run_has_the_parameters_and_eval_metrics(trained):
+    uri = classifier.mlflow_tracking_uri(trained.output_dir)
+    assert trained.mlflow_run_id
+    run = classifier.read_run(uri, trained.mlflow_run_id)
+    assert run["status"] == "FINISHED"
+    params = run["params"]
+    assert float(params["learning_rate"]) == trained.recipe["learning_rate"]
+    assert params["eval_strategy"] == "epoch"
+    assert float(params["weight_decay"]) == 0.01
+    assert int(params["per_device_train_batch_size"]) == trained.recipe["train_batch_size"]
+    for key in ("eval_accuracy", "eval_precision", "eval_recall", "eval_f1"):
+        assert run["metrics"][key] == pytest.approx(trained.metrics[key])
+    assert "loss" in run["metrics"]
+
+
+def test_reloaded_model_classifies_like_the_saved_one_and_mlflow_serves_it(trained, tmp_path):
+    import mlflow
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model = AutoModelForSequenceClassification.from_pretrained(trained.model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(trained.model_dir)
+    reviews = ["What a wonderful film.", "Dull, long and badly acted; I left early."]
+    direct = classifier.classify(model, tokenizer, reviews, max_length=64)
+    assert [p["label"] for p in direct] == [p["label"] for p in classifier.classify(model, tokenizer, reviews)]
+    assert all(p["label"] in {"NEGATIVE", "POSITIVE"} and 0.5 <= p["score"] <= 1 for p in direct)
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    mlflow.set_experiment("log-pipeline")
+    with mlflow.start_run():
+        info = classifier.log_pipeline(model, tokenizer, max_length=64)
+    served = mlflow.pyfunc.load_model(info.model_uri).predict(reviews)
+    assert list(served["label"]) == [p["label"] for p in direct]
+    assert np.allclose(served["score"], [p["score"] for p in direct], atol=1e-4)
