@@ -5,6 +5,7 @@ and the SDK round trips against the emulator below."""
 from __future__ import annotations
 
 import base64
+import json
 from types import SimpleNamespace
 
 import pytest
@@ -227,3 +228,95 @@ def test_wait_for_job_timeout_says_the_job_goes_on():
         azure.wait_for_job(
             _client(jobs), "ftjob-1", timeout=0.0, sleep=lambda s: None, progress=False
         )
+
+
+# --------------------------------------------------------------------------- against the emulator
+# The real openai SDK through helpers.azure, against the in-process emulator.
+
+
+def _write(path, n, bad_line=None):
+    lines = []
+    for i in range(n):
+        messages = [
+            {"role": "system", "content": "Terse."},
+            {"role": "user", "content": f"Question {i}?"},
+            {"role": "assistant", "content": f"Answer {i}."},
+        ]
+        if i + 1 == bad_line:
+            messages = messages[:2]  # no assistant message
+        lines.append(json.dumps({"messages": messages}))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def emulated(tmp_path, monkeypatch):
+    monkeypatch.setenv("EMULATOR_BACKEND", "tiny")
+    with azure.make_client({}, state_dir=tmp_path / "state") as backend:
+        yield backend
+
+
+def test_without_azure_variables_the_emulator_answers(emulated):
+    assert emulated.kind == "emulator"
+    assert "local Azure OpenAI emulator" in emulated.description
+    assert emulated.client.models.list().data  # a real round trip through the SDK
+
+
+def test_a_bad_training_file_stops_the_wait_with_its_lines(emulated, tmp_path):
+    client = emulated.client
+    train = azure.upload_file(client, _write(tmp_path / "train.jsonl", 12, bad_line=5))
+    valid = azure.upload_file(client, _write(tmp_path / "valid.jsonl", 10))
+    assert [f.status for f in azure.wait_for_files(client, [train.id, valid.id])] == [
+        "processed",
+        "processed",
+    ]
+    job = azure.create_job(client, train.id, valid.id, seed=105)
+    with pytest.raises(azure.FineTuningJobError) as failure:
+        azure.wait_for_job(client, job.id, poll_interval=0.1, progress=False, timeout=120)
+    message = str(failure.value)
+    assert f"Fine-tuning job {job.id} failed" in message
+    assert "training_file" in message and "5" in message  # the parameter and the bad line
+    assert failure.value.job.error.param == "training_file"
+
+
+def test_a_cancelled_job_stops_the_wait(emulated, tmp_path):
+    client = emulated.client
+    train = azure.upload_file(client, _write(tmp_path / "train.jsonl", 12))
+    job = azure.create_job(client, train.id, hyperparameters={"n_epochs": 25})
+    client.fine_tuning.jobs.cancel(job.id)
+    with pytest.raises(azure.FineTuningJobError, match="cancelled"):
+        azure.wait_for_job(client, job.id, poll_interval=0.1, progress=False, timeout=120)
+
+
+def test_deploy_get_delete_round_trip(emulated):
+    # the base model's deployment is enough to exercise the management calls
+    record = azure.deploy(emulated, "gpt-4o", "round-trip")
+    assert record["properties"]["provisioningState"] == "Succeeded"
+    assert azure.get_deployment(emulated, "round-trip")["name"] == "round-trip"
+    assert azure.chat(emulated.client, "round-trip", azure.LAB_MESSAGES, max_tokens=5) != ""
+    assert azure.delete_deployment(emulated, "round-trip") is True
+    assert azure.get_deployment(emulated, "round-trip") is None
+    assert azure.clean_up(emulated, deployment="round-trip", file_ids=["file-" + "0" * 32]) == {
+        "deleted": [],
+        "already_gone": ["deployment round-trip", "file file-" + "0" * 32],
+    }
+
+
+def test_management_errors_name_the_fix(tmp_path):
+    with azure.make_client({}, state_dir=tmp_path / "state", emulator_api_key="right") as backend:
+        wrong = azure.Backend(
+            client=backend.client,
+            kind="emulator",
+            description="",
+            management=azure.Management(
+                endpoint=backend.management.endpoint,
+                subscription="s",
+                resource_group="r",
+                account="a",
+                token="wrong",
+                http=backend.management.http,
+            ),
+        )
+        with pytest.raises(azure.DeploymentError, match="TEMP_AUTH_TOKEN") as failure:
+            azure.deploy(wrong, "gpt-4o", "x")
+        assert failure.value.status_code == 401
