@@ -17,7 +17,9 @@ credential from the data-plane key). It reads ``AZURE_SUBSCRIPTION_ID``,
 host name), ``TEMP_AUTH_TOKEN`` (``az account get-access-token``) and
 ``AZURE_MANAGEMENT_ENDPOINT`` (default ``https://management.azure.com``). The fine-tuned
 deployment's name is ``AZURE_OPENAI_FT_DEPLOYMENT`` (default ``gpt-4o-ft``) and the base model's
-deployment, used for comparisons, ``AZURE_OPENAI_BASE_DEPLOYMENT`` (default ``gpt-4o``). Against
+deployment, used for comparisons, ``AZURE_OPENAI_BASE_DEPLOYMENT`` (default ``gpt-4o``);
+``AZURE_OPENAI_POLL_INTERVAL`` sets the seconds between status polls (10 for Azure, 1 for a
+server on this machine). Against
 the in-process emulator the management calls go through the emulator's own test client and the
 token is the emulator's key.
 
@@ -176,6 +178,7 @@ class Backend:
             self.emulator = None
         else:
             self.client.close()
+            self.management.http.close()
 
     def __enter__(self) -> Self:
         return self

@@ -275,7 +275,7 @@ def test_a_bad_training_file_stops_the_wait_with_its_lines(emulated, tmp_path):
         azure.wait_for_job(client, job.id, poll_interval=0.1, progress=False, timeout=120)
     message = str(failure.value)
     assert f"Fine-tuning job {job.id} failed" in message
-    assert "training_file" in message and "5" in message  # the parameter and the bad line
+    assert "training_file" in message and "line 5" in message  # the parameter and the bad line
     assert failure.value.job.error.param == "training_file"
 
 
