@@ -42,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"unknown benchmark(s) {unknown}; available: {available()}")
 
     root = Path(__file__).resolve().parents[1]
+    warning = common.busy_warning()
+    if warning:
+        print(warning, flush=True)
     started = time.time()
     failures = []
     for name in names:

@@ -277,14 +277,30 @@ def machine(torch_details: bool = False) -> dict[str, Any]:
     return info
 
 
+def busy_warning() -> str | None:
+    """A warning when other processes keep the CPU busy: on 2 cores under a load of 10,
+    torch's two threads run several times slower than one thread would (they wait for each
+    other at every operation), so absolute timings mean little. ``None`` when quiet enough."""
+    if not hasattr(os, "getloadavg"):
+        return None
+    load = os.getloadavg()[0]
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if load > 0.5 * (cores or 1):
+        return (f"WARNING: load average {load:.1f} on {cores} cores before the benchmarks: other "
+                "processes are using the CPU, so the timings will be slow and noisy (ratios "
+                "suffer less). Run `make bench` on an otherwise idle machine for the README.")
+    return None
+
+
 def describe_machine(info: Mapping[str, Any]) -> str:
-    """One line: ``"2 cores (Intel ...), 24.0 GiB, no GPU, load 1.2"``."""
+    """One line: ``"2 cores (Intel ...), 24.0 GiB, no GPU, load 1.2 at start and 2.0 at the end"``."""
     gpu = info.get("gpu") or "no GPU"
-    load = info.get("load_average_1m")
-    return (
-        f"{info.get('usable_cores')} cores ({info.get('cpu')}), {info.get('memory_gib')} GiB, "
-        f"{gpu}" + (f", load {load} at start" if load is not None else "")
-    )
+    load, end = info.get("load_average_1m"), info.get("load_average_1m_end")
+    busy = ""
+    if load is not None:
+        busy = f", load {load} at start" + (f" and {end} at the end" if end is not None else "")
+    return (f"{info.get('usable_cores')} cores ({info.get('cpu')}), {info.get('memory_gib')} GiB, "
+            f"{gpu}{busy}")
 
 
 # --------------------------------------------------------------------------- ratios and results
@@ -407,6 +423,8 @@ class Result:
         print(f"NOTE {self.benchmark}: {text}", flush=True)
 
     def as_dict(self, command: str) -> dict[str, Any]:
+        if hasattr(os, "getloadavg"):  # how busy the machine was by the end: judge noise by it
+            self.machine["load_average_1m_end"] = round(os.getloadavg()[0], 2)
         return _finite({
             "schema": SCHEMA_VERSION,
             "benchmark": self.benchmark,
