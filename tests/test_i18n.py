@@ -209,3 +209,43 @@ def test_nbgrader_releases_a_variant(course: Path) -> None:
     assert ids == [c.metadata.get("nbgrader", {}).get("grade_id") for c in english.cells]
     assert released.cells[0].source.startswith("[中文] # Self-test assignment")
     assert "BEGIN SOLUTION" not in json.dumps(released)
+
+
+# --------------------------------------------------------------------------- the real course
+
+
+@pytest.mark.skipif(not i18n.english_assignments(REPO), reason="no English assignment in source/ yet")
+def test_the_course_variants_are_current() -> None:
+    """CI: every assignment in source/ has current de and zh variants with the English code."""
+    report = i18n.check(REPO)
+    assert report.ok, "\n".join(str(p) for p in report.problems) + (
+        "\nFix: `python -m autograder.i18n build` after a code change; after a markdown change "
+        "also update the translation (`python -m autograder.i18n stub <assignment> <lang>` marks "
+        "what changed in course/i18n/)")
+
+
+@pytest.mark.skipif(not i18n.english_assignments(REPO), reason="no English assignment in source/ yet")
+def test_a_code_change_in_a_course_notebook_reaches_every_variant(tmp_path: Path) -> None:
+    """On a copy of the real course: edit a code cell of each English notebook, build, and find
+    the edit in every language's variant, with the translations untouched and still current."""
+    shutil.copytree(REPO / "source", tmp_path / "source",
+                    ignore=shutil.ignore_patterns("outputs", ".*", "executed-*", "mlruns"))
+    shutil.copytree(REPO / "course" / "i18n", tmp_path / "course" / "i18n")
+    marker = "# edited in English only"
+    for assignment in i18n.english_assignments(tmp_path):
+        for nb_path in (tmp_path / "source" / assignment).glob("*.ipynb"):
+            nb = nbformat.read(nb_path, as_version=4)
+            cell = next(c for c in nb.cells if c.cell_type == "code")
+            cell.source = f"{marker}\n{cell.source}"
+            nbformat.write(nb, nb_path)
+    before = i18n.check(tmp_path)
+    assert any("stale" in str(p) for p in before.problems)
+    written, problems = i18n.build(tmp_path)
+    assert problems == [], problems
+    assert len(written) == 2 * len(i18n.english_assignments(tmp_path))
+    assert i18n.check(tmp_path).ok, _messages(tmp_path)
+    for folder in written:
+        for nb_path in folder.glob("*.ipynb"):
+            nb = nbformat.read(nb_path, as_version=4)
+            assert next(c for c in nb.cells if c.cell_type == "code").source.startswith(marker)
+            assert nb.metadata["course_i18n"]["language"] == folder.name.rsplit("-", 1)[1]
