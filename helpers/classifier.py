@@ -104,11 +104,15 @@ def tiny_gpt2_dir(seed: int = 0) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=".tiny-gpt2-", dir=assets.cache_dir()))
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
-    shutil.rmtree(folder, ignore_errors=True)
-    try:
-        os.replace(tmp, folder)
-    except OSError:  # another process finished first: use its folder
-        shutil.rmtree(tmp, ignore_errors=True)
+    # Several processes (TorchDistributor, parallel grading) may build it at once: the first
+    # rename wins, the others discard their identical copy; a finished folder is never removed.
+    if not (folder / "config.json").is_file():
+        shutil.rmtree(folder, ignore_errors=True)  # an unfinished leftover
+        try:
+            os.replace(tmp, folder)
+        except OSError:  # another process finished first
+            pass
+    shutil.rmtree(tmp, ignore_errors=True)
     return folder
 
 
