@@ -90,7 +90,7 @@ def check_tokenize_function(tokenize_function, tokenizer, max_length: int) -> No
         _fail(
             f"Every sequence has exactly {max_length} tokens: the function pads to `max_length`. "
             "Do not pad at `map` time (no `padding=` argument): `DataCollatorWithPadding` pads each "
-            "batch only to its own longest review, which saves most of the compute."
+            "batch only to its own longest review, so no compute goes to padding that a batch does not need."
         )
     if max(lengths) > max_length:
         _fail(
