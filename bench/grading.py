@@ -51,7 +51,10 @@ def make_class(root: Path, assignment: str, n: int, dest: Path) -> list[str]:
     grading.release(dest, [assignment])
     copies = math.ceil(n / len(KINDS))
     students = samples.write_samples(dest, assignment, KINDS, prefix="bench-", copies=copies)
-    keep = sorted(students, key=lambda s: (int(s.rsplit("-", 1)[1]) if copies > 1 else 0, s))[:n]
+    # round-robin over the kinds (perfect, partial, empty, perfect, ...), so any N has them all
+    round_robin = [f"bench-{kind}" + (f"-{i + 1}" if copies > 1 else "")
+                   for i in range(copies) for kind in KINDS]
+    keep = [s for s in round_robin if s in students][:n]
     for student in set(students) - set(keep):
         shutil.rmtree(dest / "submitted" / student)
     return keep

@@ -92,6 +92,7 @@ def test_grading_smoke(tmp_path):
     rows = data["measurements"]
     assert {row["mode"] for row in rows} == {"plain", "jobs1", "jobs2"}
     for row in rows:
+        assert list(row["scores"]) == ["bench-perfect"], "N=1 grades the perfect sample"
         assert row["scores_agree"] is True, "the three ways must give the same scores"
         assert all(score is not None for score in row["scores"].values()), row
 
