@@ -181,3 +181,20 @@ def test_machine_description_and_summary_statistics():
     assert stats["median"] == 2.5 and stats["min"] == 1.0 and stats["max"] == 10.0
     assert common.quantile([1.0, 2.0, 3.0, 4.0, 5.0], 0.95) == pytest.approx(4.8)
     assert common.fmt_seconds(0.0123) == "12.3 ms" and common.fmt_seconds(7200 * 1.5) == "3.00 h"
+
+
+def test_runner_runs_a_benchmark_and_prints_the_section(tmp_path):
+    """``python -m bench --profile smoke token_stats``: what ``make bench`` calls."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--profile", "smoke", "--out-dir", str(tmp_path),
+         "token_stats"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "=== bench.token_stats (smoke) ===" in proc.stdout
+    assert "RATIO token_stats: course / floor at 200 examples:" in proc.stdout
+    assert "## Performance" in proc.stdout and "### `bench/token_stats.py`" in proc.stdout
+    assert (tmp_path / "token_stats.json").is_file()
+    bad = subprocess.run([sys.executable, "-m", "bench", "no_such_benchmark"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert bad.returncode == 2 and "unknown benchmark" in bad.stderr
