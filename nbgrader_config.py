@@ -40,6 +40,12 @@ c.CourseDirectory.ignore = [
 # JupyterLab then logs "Unwritable directory" on every page.
 c.Exchange.root = str(ROOT / "exchange")
 c.Exchange.path_includes_course = True
+try:  # nbgrader expects a world-writable exchange (students drop submissions there)
+    if not (ROOT / "exchange").exists():
+        (ROOT / "exchange").mkdir(parents=True)
+        (ROOT / "exchange").chmod(0o1777)
+except OSError:  # a read-only course copy: the formgrader says the exchange is unavailable
+    pass
 
 # Per-cell timeout while autograding/validating: graded notebooks run in fast mode (tiny models,
 # tiny subsets), where no cell needs more than a minute or two on a laptop CPU. A cell that runs
