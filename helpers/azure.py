@@ -405,7 +405,8 @@ def wait_for_job(
             if progress and job.status == "running":
                 metrics = _latest_metrics(client, job_id)
                 if metrics:
-                    postfix["step"] = metrics["step"]
+                    total = metrics.get("total_steps")  # the emulator says; Azure does not
+                    postfix["step"] = f"{metrics['step']}/{total}" if total else metrics["step"]
                     if metrics.get("train_loss") is not None:
                         postfix["train_loss"] = f"{float(metrics['train_loss']):.3f}"
             bar.set_postfix(postfix, refresh=True)
