@@ -92,16 +92,21 @@ def resolve_hyperparameters(requested: dict[str, Any], n_examples: int) -> Hyper
 
 @contextlib.contextmanager
 def torch_threads(backend: str) -> Iterator[int]:
-    """Run with few torch threads, then restore the process's setting: 1 for ``tiny`` (its
-    steps are too small to share: on a busy 2-core machine 2 threads were 20x slower), else
-    ``EMULATOR_TORCH_THREADS`` (default: the CPUs, at most 4). Never raises the setting."""
+    """Run with few torch threads, then restore the calling thread's setting.
+
+    ``EMULATOR_TORCH_THREADS`` when set; else 1 for ``tiny`` and half the CPUs (at most 4) for
+    ``smollm2``. Measured on a shared, busy 2-core machine: SmolLM2 + LoRA took 4-5 s a step
+    with 1 thread and 50-140 s with 2 (OpenMP threads spin against the other processes), and
+    the tiny model was 20x slower with 2 threads. Never raises the current setting."""
     import torch
 
-    before = torch.get_num_threads()
-    if backend == "tiny":
+    if os.environ.get("EMULATOR_TORCH_THREADS"):
+        wanted = int(os.environ["EMULATOR_TORCH_THREADS"])
+    elif backend == "tiny":
         wanted = 1
     else:
-        wanted = int(os.environ.get("EMULATOR_TORCH_THREADS") or min(4, os.cpu_count() or 1))
+        wanted = max(1, min(4, (os.cpu_count() or 1) // 2))
+    before = torch.get_num_threads()
     if before > wanted >= 1:
         torch.set_num_threads(wanted)
     try:

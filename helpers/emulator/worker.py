@@ -233,6 +233,7 @@ class Worker:
         record = self.store.update("job", job_id, change)
         if record["status"] == "queued":
             add_event(self.store, job_id, "Files validated, moving job to queued state.")
+            self.notify()  # wake the trainer
 
     # ------------------------------------------------------------------ training
 
