@@ -303,6 +303,21 @@ def notebook_json(nb: dict[str, Any]) -> str:
     return nbformat.writes(nbformat.from_dict(nb), version=4) + "\n"
 
 
+def find_entry(entries: dict[str, Any], key: str, english: str,
+               taken: set[str] | None = None) -> tuple[str | None, dict[str, Any] | None]:
+    """The translation of a cell: the entry under its key, else the one entry (under a key no
+    cell of the notebook has) that translates exactly this English text. Notebooks written by
+    scripts may get new cell ids; a cell whose text did not change keeps its translation."""
+    if key in entries:
+        return key, entries[key]
+    digest = text_hash(english)
+    matches = [k for k, e in entries.items()
+               if str(e.get("hash")) == digest and not e.get("todo") and k not in (taken or set())]
+    if len(matches) == 1:
+        return matches[0], entries[matches[0]]
+    return None, None
+
+
 def translate_notebook(
     nb: dict[str, Any], nb_name: str, entries: dict[str, Any], assignment: str, lang: str,
 ) -> tuple[dict[str, Any], list[Problem]]:
@@ -313,9 +328,11 @@ def translate_notebook(
     where = f"{nb_name}"
     variant = copy.deepcopy(nb)
     problems: list[Problem] = []
-    for index, key, cell in markdown_cells(nb, f"source/{assignment}/{nb_name}"):
+    cells = markdown_cells(nb, f"source/{assignment}/{nb_name}")
+    keys = {key for _, key, _ in cells}
+    for index, key, cell in cells:
         english = cell_text(cell)
-        entry = entries.get(key)
+        _, entry = find_entry(entries, key, english, taken=keys)
         cell_where = f"{where} cell {index} ({key!r})"
         if entry is None or entry.get("todo") or not str(entry.get("text") or "").strip():
             if normalise(english):
@@ -504,9 +521,11 @@ def _orphans(root: Path, path: Path, assignment: str, lang: str) -> list[Problem
             warnings.append(Problem(assignment, lang, str(path.relative_to(root)),
                                     f"translations for {nb_name}, which is not in the assignment"))
             continue
-        keys = {key for _, key, _ in markdown_cells(_read_notebook(nb_path), nb_name)}
+        cells = markdown_cells(_read_notebook(nb_path), nb_name)
+        keys = {key for _, key, _ in cells}
+        adopted = {find_entry(entries, key, cell_text(cell), taken=keys)[0] for _, key, cell in cells}
         for key in entries:
-            if key not in keys:
+            if key not in keys and key not in adopted:
                 warnings.append(Problem(assignment, lang, f"{nb_name} {key!r}",
                                         "translated cell no longer in the English notebook"))
     return warnings
@@ -530,9 +549,14 @@ def stub(root: Path, assignment: str, lang: str) -> tuple[Path, int]:
         nb_name = rel.as_posix()
         entries = old.get(nb_name) or {}
         new_entries: dict[str, Any] = {}
-        for _index, key, cell in markdown_cells(_read_notebook(folder / rel), nb_name):
+        cells = markdown_cells(_read_notebook(folder / rel), nb_name)
+        keys = {key for _, key, _ in cells}
+        adopted: set[str] = set()
+        for _index, key, cell in cells:
             english = normalise(cell_text(cell))
-            entry = entries.get(key)
+            found, entry = find_entry(entries, key, english, taken=keys | adopted)
+            if found is not None and found != key:
+                adopted.add(found)  # re-keyed under the cell's new key, the old key goes
             current = entry and not entry.get("todo") and str(entry["hash"]) == text_hash(english)
             if current:
                 new_entries[key] = {"hash": entry["hash"], "text": normalise(str(entry["text"]))}
@@ -543,7 +567,8 @@ def stub(root: Path, assignment: str, lang: str) -> tuple[Path, int]:
                 if entry:  # stale: keep the old translation, show the new English beside it
                     new_entries[key]["english"] = english
         for key, entry in entries.items():  # orphans stay until a person removes them
-            new_entries.setdefault(key, entry)
+            if key not in adopted:
+                new_entries.setdefault(key, entry)
         notebooks[nb_name] = new_entries
     dump_translations({"assignment": assignment, "language": lang, "notebooks": notebooks}, path)
     return path, todo

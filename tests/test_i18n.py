@@ -120,6 +120,22 @@ def test_a_changed_english_cell_makes_its_translation_stale(course: Path) -> Non
     assert "no translation" in " ".join(str(p) for p in i18n.check(course).problems)
 
 
+def test_a_renamed_cell_keeps_its_translation(course: Path) -> None:
+    """A notebook rewritten by a script may give cells new ids: a cell whose English text did not
+    change keeps its translation (found by the text's hash), and stub re-keys it."""
+    nb_path = course / "source/selftest/selftest.ipynb"
+    nb = nbformat.read(nb_path, as_version=4)
+    nb.cells[0].metadata["nbgrader"]["grade_id"] = "intro-renamed"
+    nbformat.write(nb, nb_path)
+    i18n.build(course)
+    assert i18n.check(course).ok, _messages(course)
+    variant = nbformat.read(course / "source/selftest-de/selftest.ipynb", as_version=4)
+    assert variant.cells[0].source.startswith("[DE] # Self-test assignment")
+    path, todo = i18n.stub(course, "selftest", "de")
+    entries = i18n.load_translations(path)["notebooks"]["selftest.ipynb"]
+    assert todo == 0 and "intro-renamed" in entries and "intro" not in entries
+
+
 def test_missing_translations_fail_the_check(course: Path) -> None:
     path = i18n.translation_path(course, "selftest", "zh")
     data = i18n.load_translations(path)
