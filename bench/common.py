@@ -292,12 +292,12 @@ def busy_warning() -> str | None:
     return None
 
 
-def describe_machine(info: Mapping[str, Any]) -> str:
+def describe_machine(info: Mapping[str, Any], with_load: bool = True) -> str:
     """One line: ``"2 cores (Intel ...), 24.0 GiB, no GPU, load 1.2 at start and 2.0 at the end"``."""
     gpu = info.get("gpu") or "no GPU"
     load, end = info.get("load_average_1m"), info.get("load_average_1m_end")
     busy = ""
-    if load is not None:
+    if load is not None and with_load:
         busy = f", load {load} at start" + (f" and {end} at the end" if end is not None else "")
     return (f"{info.get('usable_cores')} cores ({info.get('cpu')}), {info.get('memory_gib')} GiB, "
             f"{gpu}{busy}")

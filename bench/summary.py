@@ -103,7 +103,10 @@ def render(results: Mapping[str, Mapping[str, Any]], names: Iterable[str] | None
            level: int = 2) -> str:
     """The Performance section for ``results`` (``common.load_results()``), markdown."""
     h = "#" * level
-    order = [n for n in (names or results) if n in results] or list(results)
+    from bench.__main__ import BENCHMARKS
+
+    wanted = list(names) if names else [*BENCHMARKS, *sorted(set(results) - set(BENCHMARKS))]
+    order = [n for n in wanted if n in results]
     lines = [f"{h} Performance", ""]
     if not order:
         lines += ["No benchmark results yet: run `make bench` (about 30 minutes on 2 cores).", ""]
@@ -114,27 +117,34 @@ def render(results: Mapping[str, Mapping[str, Any]], names: Iterable[str] | None
     dates = sorted(results[n].get("created", "") for n in order)
     lines += [
         (f"Measured with `make bench`{' BENCH_LONG=1' if profiles == ['long'] else ''} "
-        f"(profile {', '.join(profiles)}) on {common.describe_machine(machine)}, "
+        f"(profile {', '.join(profiles)}) on {common.describe_machine(machine, with_load=False)}, "
         f"{machine.get('os', '')}, Python {machine.get('python', '')}, "
         f"torch {machine.get('versions', {}).get('torch')}, "
         f"transformers {machine.get('versions', {}).get('transformers')}; "
         f"commit `{machine.get('git_commit')}`{' (with local changes)' if machine.get('git_dirty') else ''}"
         f", {dates[0][:10] if dates and dates[0] else 'date unknown'}."),
         "",
-        ("Every ratio is *baseline / course*, measured side by side in one run (variants "
-        "interleaved, medians of the repeats), so above 1× the course is that many times "
-        "cheaper; `bench/README.md` says what each benchmark measures. Re-run one with "
-        "`python -m bench.<name>` and regenerate this section with `python -m bench.summary`."),
+        ("A ratio is *baseline / course* for seconds, tokens or memory, measured side by side "
+         "in one run (variants interleaved, medians of the repeats): above 1× the course needs "
+         "that many times less. Against a floor (raw encode, disk copy) it is *course / floor*, "
+         "and lower is better (target ≤). `bench/README.md` says what each benchmark measures; "
+         "re-run one with `python -m bench.<name>`, regenerate this section with "
+         "`python -m bench.summary`."),
         "",
     ]
     for name in order:
         result = results[name]
         lines += [f"{h}# `bench/{name}.py`", "", WHAT.get(name, result.get("title", "")), ""]
-        lines += [(f"Command: `{result.get('command', '')}` — {common.fmt_seconds(result.get('wall_s') or math.nan)}"
-                  f" wall."), ""]
+        m = result.get("machine", {})
+        load = ""
+        if m.get("load_average_1m") is not None:
+            load = f", load {m['load_average_1m']}" + (
+                f" → {m['load_average_1m_end']}" if m.get("load_average_1m_end") is not None else "")
+        wall = common.fmt_seconds(result.get("wall_s") or math.nan)
+        lines += [f"Command: `{result.get('command', '')}` ({wall}{load}).", ""]
         rows = ratio_rows(result)
         if rows:
-            lines += _table(["figure", "baseline / course (or what)", "value", "target"], rows) + [""]
+            lines += _table(["ratio or figure", "compared", "value", "target"], rows) + [""]
         columns = COLUMNS.get(name)
         measurements = result.get("measurements", [])
         if measurements:

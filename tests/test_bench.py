@@ -134,7 +134,7 @@ def test_summary_renders_results(tmp_path, capsys):
     assert "### `bench/token_stats.py`" in text
     assert "| lab / course at 10 examples | lab loop / helpers.tokens | **2.00×** |" in text
     assert "≤ 1.5× (**missed**)" in text
-    assert "python -m bench.token_stats --smoke" in text
+    assert "`python -m bench.token_stats --smoke` (" in text
     empty = summary.render({})
     assert "No benchmark results yet" in empty
 
