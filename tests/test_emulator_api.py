@@ -504,3 +504,15 @@ def test_random_names_are_well_formed():
     assert parsed == {"base": "gpt-4o", "job_id": job_id, "suffix": "clippy", "step": 20}
     assert safe_filename("..") == "upload.jsonl" and safe_filename("a\\b\\c.jsonl") == "c.jsonl"
     assert len({new_id("file") for _ in range(100)}) == 100
+
+
+def test_chat_stream_gives_the_same_text_in_chunks(client):
+    kwargs = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}],
+              "max_tokens": 12, "seed": 4}
+    whole = client.chat.completions.create(**kwargs).choices[0].message.content
+    chunks = list(client.chat.completions.create(**kwargs, stream=True,
+                                                 stream_options={"include_usage": True}))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == whole
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens <= 12
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] in ("stop", "length")

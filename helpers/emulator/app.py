@@ -27,7 +27,7 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -726,9 +726,9 @@ async def _chat(emulator: Emulator, model_name: str, body: dict[str, Any]) -> di
             isinstance(m, dict) and isinstance(m.get("role"), str) for m in messages):
         raise bad_request("'messages' must be a non-empty list of {'role', 'content'} objects.",
                           param="messages")
-    if body.get("stream"):
-        raise bad_request("stream=True is not supported by the local emulator; call without "
-                          "stream.", param="stream", code="stream_not_supported")
+    stream = body.get("stream") or False
+    if not isinstance(stream, bool):
+        raise bad_request("'stream' must be true or false.", param="stream")
 
     def number(name: str, default, low, high, integer=False):
         value = body.get(name)
@@ -760,7 +760,7 @@ async def _chat(emulator: Emulator, model_name: str, body: dict[str, Any]) -> di
         )
     except ValueError as exc:
         raise bad_request(str(exc), param="messages", code="context_length_exceeded") from None
-    return {
+    completion = {
         "id": f"chatcmpl-{secrets.token_hex(14)}",
         "object": "chat.completion",
         "created": now(),
@@ -776,6 +776,34 @@ async def _chat(emulator: Emulator, model_name: str, body: dict[str, Any]) -> di
                   "total_tokens": result.prompt_tokens + result.completion_tokens},
         "system_fingerprint": f"fp_emulator_{ref.backend}",
     }
+    if stream:
+        return StreamingResponse(_sse_chunks(completion, body), media_type="text/event-stream")
+    return completion
+
+
+def _sse_chunks(completion: dict[str, Any], body: dict[str, Any]):
+    """A finished completion as server-sent ``chat.completion.chunk`` events (``stream=True``):
+    the role, the content in a few pieces, the finish reason, usage if asked, ``[DONE]``."""
+    base = {k: completion[k] for k in ("id", "created", "model", "system_fingerprint")}
+    base["object"] = "chat.completion.chunk"
+
+    def event(choices: list[dict], **extra: Any) -> str:
+        return f"data: {json.dumps({**base, 'choices': choices, **extra})}\n\n"
+
+    for choice in completion["choices"]:
+        i, text = choice["index"], choice["message"]["content"]
+        yield event([{"index": i, "delta": {"role": "assistant", "content": ""},
+                      "finish_reason": None, "logprobs": None}])
+        pieces = re.findall(r"\S*\s*", text) or [text]
+        for piece in (p for p in pieces if p):
+            yield event([{"index": i, "delta": {"content": piece}, "finish_reason": None,
+                          "logprobs": None}])
+        yield event([{"index": i, "delta": {}, "finish_reason": choice["finish_reason"],
+                      "logprobs": None}])
+    options = body.get("stream_options") or {}
+    if isinstance(options, dict) and options.get("include_usage"):
+        yield event([], usage=completion["usage"])
+    yield "data: [DONE]\n\n"
 
 
 # --------------------------------------------------------------------------- management plane
