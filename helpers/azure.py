@@ -279,7 +279,8 @@ def make_client(
         management=management,
         ft_deployment=ft_deployment,
         base_deployment=base_deployment,
-        poll_interval=0.5,
+        # fast mode trains for seconds; a real model for minutes, where polls only cost CPU
+        poll_interval=0.5 if platform.is_fast() else 2.0,
         emulator=emulator,
     )
 
