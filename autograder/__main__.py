@@ -55,6 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="the CI check of every assignment")
     p.add_argument("assignments", nargs="*")
     p.add_argument("--keep", action="store_true", help="keep the temporary course copy")
+    p.add_argument("--grade-variants", action="store_true",
+                   help="also grade language variants whose code equals their English assignment")
 
     p = sub.add_parser("demo", help="the instructor's loop on a temporary copy of the course")
     p.add_argument("--jobs", "-j", type=int, default=2)
@@ -101,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "check":
             from autograder import ci_check
 
-            return ci_check.main(root, args.assignments or None, keep=args.keep)
+            return ci_check.main(root, args.assignments or None, keep=args.keep,
+                                 grade_variants=args.grade_variants)
         elif args.command == "demo":
             from autograder import ci_check
 

@@ -105,9 +105,40 @@ def make_copy(root: Path, dest: Path) -> Path:
     return dest
 
 
+def _code_cells(folder: Path) -> list:
+    """Every notebook's code cells with their nbgrader metadata: what grading depends on."""
+    out = []
+    for path in sorted(folder.glob("*.ipynb")):
+        cells = json.loads(path.read_text(encoding="utf-8")).get("cells", [])
+        out.append((path.name, [("".join(c.get("source", "")), c.get("metadata", {}).get("nbgrader"))
+                                for c in cells if c.get("cell_type") == "code"]))
+    return out
+
+
+def same_code_as(root: Path, name: str, names: list[str]) -> str | None:
+    """For a language variant (``<assignment>-<lang>``, autograder.i18n) whose code cells and
+    nbgrader metadata equal its English assignment's (and whose data files are the same), the
+    English one's name: its grades are the variant's, so grading it again proves nothing new."""
+    from autograder.i18n import split_variant
+
+    base, lang = split_variant(name)
+    if lang is None or base not in names or base == name:
+        return None
+    a, b = root / "source" / name, root / "source" / base
+    if _code_cells(a) != _code_cells(b):
+        return None
+    return base if _data_files(a) == _data_files(b) else None
+
+
+def _data_files(folder: Path) -> dict[str, bytes]:
+    return {k: v.read_bytes() for k, v in _files(folder).items() if not k.endswith(".ipynb")}
+
+
 def check(root: Path, names: list[str] | None = None, *, workdir: Path | None = None,
-          jobs: int = 2) -> list[Finding]:
-    """Run the four conditions on every assignment (or ``names``) of the course at ``root``."""
+          jobs: int = 2, grade_variants: bool = False) -> list[Finding]:
+    """Run the four conditions on every assignment (or ``names``) of the course at ``root``.
+    A language variant with the same code cells, metadata and data as its English assignment
+    (checked here) inherits the English one's conditions 3 and 4 unless ``grade_variants``."""
     root = Path(root).resolve()
     names = names or grading.assignments(root)
     if not names:
@@ -122,6 +153,8 @@ def check(root: Path, names: list[str] | None = None, *, workdir: Path | None = 
             if (root / "release" / name).is_dir():
                 shutil.copytree(root / "release" / name, committed / name)
         to_grade = []
+        inherit = {} if grade_variants else {
+            n: b for n in names if (b := same_code_as(root, n, names))}
         for name in names:
             # 1. release up to date
             grading.release(copy, [name])
@@ -133,6 +166,8 @@ def check(root: Path, names: list[str] | None = None, *, workdir: Path | None = 
                                     "; ".join(hits[:5]) if hits else
                                     ("" if (committed / name).is_dir() else "no release/ folder")))
             # 3 and 4: submit the source and the committed (untouched) release as students.
+            if name in inherit:
+                continue
             for student, folder in ((SOURCE_STUDENT, root / "source" / name),
                                     (RELEASE_STUDENT, committed / name)):
                 dest = copy / "submitted" / student / name
@@ -140,14 +175,16 @@ def check(root: Path, names: list[str] | None = None, *, workdir: Path | None = 
                     shutil.copytree(folder, dest, ignore=shutil.ignore_patterns(
                         ".ipynb_checkpoints", "outputs", ".course-data"))
                     to_grade.append((name, student))
-        results = {}
+        # One grading run over every assignment, so `jobs` submissions run at once throughout.
+        results = {(r.assignment, r.student): r for r in grading.grade(
+            copy, None, jobs=jobs, students=[SOURCE_STUDENT, RELEASE_STUDENT])}
         for name in names:
-            students = [s for n, s in to_grade if n == name]
-            for r in grading.grade(copy, name, jobs=jobs, students=students):
-                results[(r.assignment, r.student)] = r
-        for name in names:
-            findings.append(_score_finding(results.get((name, SOURCE_STUDENT)), name, full=True))
-            findings.append(_score_finding(results.get((name, RELEASE_STUDENT)), name, full=False))
+            base = inherit.get(name, name)
+            for student, full in ((SOURCE_STUDENT, True), (RELEASE_STUDENT, False)):
+                finding = _score_finding(results.get((base, student)), name, full=full)
+                if base != name:
+                    finding.detail = f"as {base} (same code cells, metadata and data): {finding.detail}"
+                findings.append(finding)
     finally:
         if own_tmp:
             shutil.rmtree(base, ignore_errors=True)
@@ -173,9 +210,10 @@ def _score_finding(result: grading.SubmissionResult | None, name: str, *, full: 
     return Finding(name, condition, not wrong, detail or total)
 
 
-def main(root: Path, names: list[str] | None = None, *, keep: bool = False) -> int:
+def main(root: Path, names: list[str] | None = None, *, keep: bool = False,
+         grade_variants: bool = False) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="course-check-")) if keep else None
-    findings = check(root, names, workdir=workdir)
+    findings = check(root, names, workdir=workdir, grade_variants=grade_variants)
     for finding in findings:
         print(finding)
     if keep:

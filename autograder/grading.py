@@ -385,10 +385,12 @@ def grade(root: Path | None = None, assignment: str | None = None, *, jobs: int 
     grading run (default: 20 per-cell timeouts). Writes ``grading-report.json``."""
     root = course_root(root)
     names = [assignment] if assignment else assignments(root)
+    students = list(students) if students else None
     tasks = []
     for name in names:
         _check_assignment(root, name)
-        who = list(students) if students else submissions(root, name)
+        who = [s for s in students if (root / "submitted" / s / name).is_dir()] if students \
+            else submissions(root, name)
         if who and not _in_gradebook(root, name):
             release(root, [name])
         tasks += [(name, s) for s in who]

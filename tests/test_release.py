@@ -93,9 +93,28 @@ def test_marker_scan_reads_every_file(tmp_path: Path) -> None:
 COURSE_ASSIGNMENTS = grading.assignments(REPO)
 
 
+@pytest.fixture(scope="module")
+def course_findings() -> dict[str, list[ci_check.Finding]]:
+    """One check over the whole course (language variants with the English code inherit its
+    grading, see ci_check.same_code_as), grouped by assignment."""
+    out: dict[str, list[ci_check.Finding]] = {}
+    for finding in ci_check.check(REPO, jobs=2):
+        out.setdefault(finding.assignment, []).append(finding)
+    return out
+
+
 @pytest.mark.skipif(not COURSE_ASSIGNMENTS, reason="no assignment in source/ yet")
 @pytest.mark.parametrize("assignment", COURSE_ASSIGNMENTS)
-def test_course_assignment_passes_ci_check(assignment: str) -> None:
-    results = ci_check.check(REPO, [assignment], jobs=2)
-    failed = [str(f) for f in results if not f.ok]
+def test_course_assignment_passes_ci_check(course_findings: dict, assignment: str) -> None:
+    findings = course_findings[assignment]
+    assert [f.condition for f in findings] == list(ci_check.CONDITIONS)
+    failed = [str(f) for f in findings if not f.ok]
     assert not failed, "\n".join(failed)
+
+
+def test_variant_with_the_english_code_inherits_its_grading(fixture_course: Path) -> None:
+    shutil.copytree(fixture_course / "source/selftest", fixture_course / "source/selftest-de")
+    assert ci_check.same_code_as(fixture_course, "selftest-de", ["selftest", "selftest-de"]) == "selftest"
+    _edit_cell(fixture_course / "source/selftest-de/selftest.ipynb", "add-answer",
+               lambda s: s.replace("return a + b", "return b + a"))
+    assert ci_check.same_code_as(fixture_course, "selftest-de", ["selftest", "selftest-de"]) is None
