@@ -60,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="the instructor's loop on a temporary copy of the course")
     p.add_argument("--jobs", "-j", type=int, default=2)
+    p.add_argument("--variants", action="store_true", help="also the language variants")
     return parser
 
 
@@ -108,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "demo":
             from autograder import ci_check
 
-            return ci_check.demo(root, jobs=args.jobs)
+            return ci_check.demo(root, jobs=args.jobs, variants=args.variants)
     except grading.GradingError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

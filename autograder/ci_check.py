@@ -223,10 +223,12 @@ def main(root: Path, names: list[str] | None = None, *, keep: bool = False,
     return 1 if bad else 0
 
 
-def demo(root: Path, *, jobs: int = 2) -> int:
+def demo(root: Path, *, jobs: int = 2, variants: bool = False) -> int:
     """The instructor's loop on a temporary copy: release, sample submissions (perfect, partial,
-    empty), grade, feedback, CSV export, table."""
+    empty) of each English assignment (and language variant with ``variants``), grade,
+    feedback, CSV export, table."""
     from autograder import samples
+    from autograder.i18n import split_variant
 
     base = Path(tempfile.mkdtemp(prefix="course-demo-"))
     copy = make_copy(Path(root).resolve(), base)
@@ -234,7 +236,8 @@ def demo(root: Path, *, jobs: int = 2) -> int:
     for folder in grading.release(copy):
         print(f"released {folder.relative_to(copy)}")
     for name in grading.assignments(copy):
-        samples.write_samples(copy, name, samples.HONEST)
+        if variants or split_variant(name)[1] is None:
+            samples.write_samples(copy, name, samples.HONEST)
     results = grading.grade(copy, jobs=jobs)
     print(grading.summary_table(results))
     files = grading.feedback(copy)

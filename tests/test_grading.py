@@ -188,3 +188,19 @@ def test_without_sandbox_grading_warns_loudly(graded: dict, monkeypatch: pytest.
     assert result.auto_score == 3
     assert "graded WITHOUT a sandbox (see the warning above)" in result.reasons
     assert "WARNING: GRADING WITHOUT A SANDBOX: AUTOGRADER_SANDBOX=off" in capsys.readouterr().err
+
+
+def test_command_line_summary_and_export(graded: dict, tmp_path: Path,
+                                         capsys: pytest.CaptureFixture) -> None:
+    from autograder.__main__ import main
+
+    root = str(graded["root"])
+    assert main(["--root", root, "summary"]) == 0
+    table = capsys.readouterr().out
+    assert table.splitlines()[0].split() == ["assignment", "student", "status", "auto", "manual",
+                                             "reasons"]
+    assert "selftest    perfect" in table
+    assert main(["--root", root, "export", "--to", str(tmp_path / "g.csv")]) == 0
+    assert (tmp_path / "g.csv").read_text().startswith("assignment,student,status,auto_score")
+    assert main(["--root", root, "grade", "no-such-assignment"]) == 2
+    assert "no assignment 'no-such-assignment'" in capsys.readouterr().err
