@@ -86,3 +86,19 @@ def test_nbgrader_config_installs_the_sandbox() -> None:
     assert "SandboxedExecute" in out
     assert "sqlite:////srv/course/gradebook.db?timeout=60" in out
     assert "/srv/course/exchange" in out
+
+
+def test_submission_copy_drops_links_to_the_gradebook(tmp_path: Path) -> None:
+    from autograder import grading
+
+    sub = tmp_path / "submitted"
+    (sub / "data").mkdir(parents=True)
+    (sub / "answer.ipynb").write_text("{}")
+    (sub / "grades.db").symlink_to(tmp_path / "gradebook.db")
+    (sub / "others").symlink_to(tmp_path, target_is_directory=True)
+    notes: list[str] = []
+    grading._safe_copy(sub, tmp_path / "copy", notes)
+    copied = sorted(str(p.relative_to(tmp_path / "copy")) for p in (tmp_path / "copy").rglob("*"))
+    assert copied == ["answer.ipynb", "data"]
+    assert sorted(n.split(" ->")[0] for n in notes) == ["ignored symbolic link grades.db",
+                                                       "ignored symbolic link others"]
