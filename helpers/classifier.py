@@ -314,6 +314,12 @@ def training_arguments(recipe: Recipe, output_dir: str | Path, report_to: str | 
         "seed": recipe.seed,
         "disable_tqdm": False,
     }
+    if recipe.device == "cpu":
+        # On a CPU, transformers only trains data-parallel (torchrun, TorchDistributor) when told
+        # so: use_cpu and the gloo backend; otherwise each process would train alone.
+        arguments["use_cpu"] = True
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            arguments["ddp_backend"] = "gloo"
     arguments.update(overrides)
     return TrainingArguments(**arguments)
 
@@ -327,8 +333,8 @@ class TrainResult:
     model_dir: str | None
     backbone: str
     recipe: dict[str, Any]
-    rank: int = 0
-    world_size: int = 1
+    rank: int = 0  # this process's index in data-parallel training
+    world_size: int = 1  # how many processes trained together
     train_runtime: float = 0.0
     log_history: list[dict[str, Any]] = field(default_factory=list)
     mlflow_run_id: str | None = None
@@ -365,7 +371,6 @@ def train_classifier(config: dict[str, Any] | None = None) -> TrainResult:
         raise ValueError(f"train_classifier: unknown config keys {sorted(config)}")
 
     rank = int(os.environ.get("RANK", "0"))
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
     data = imdb.load_imdb().dataset
     train, evaluation = imdb.seed_subsets(data, recipe.train_size, recipe.eval_size, seed=recipe.seed)
     tokenizer = load_tokenizer(backbone)
@@ -409,8 +414,8 @@ def train_classifier(config: dict[str, Any] | None = None) -> TrainResult:
         model_dir=model_dir,
         backbone=backbone.name,
         recipe=recipe.as_dict(),
-        rank=rank,
-        world_size=world_size,
+        rank=trainer.args.process_index,
+        world_size=trainer.args.world_size,
         train_runtime=float(train_output.metrics.get("train_runtime", 0.0)),
         log_history=list(trainer.state.log_history),
         mlflow_run_id=run_id,

@@ -202,3 +202,55 @@ def test_reloaded_model_classifies_like_the_saved_one_and_mlflow_serves_it(train
     served = mlflow.pyfunc.load_model(info.model_uri).predict(reviews)
     assert list(served["label"]) == [p["label"] for p in direct]
     assert np.allclose(served["score"], [p["score"] for p in direct], atol=1e-4)
+
+
+DDP_SCRIPT = """
+import json, sys
+from helpers import classifier
+result = classifier.train_classifier({"fast": True, "output_dir": sys.argv[1], "train_size": 16, "eval_size": 8})
+print("RESULT " + json.dumps({"rank": result.rank, "world_size": result.world_size,
+                              "model_dir": result.model_dir, "accuracy": result.metrics["eval_accuracy"]}))
+"""
+
+
+def test_train_classifier_trains_data_parallel_on_two_cpu_processes(tmp_path):
+    """The same function under torchrun (as under Spark's TorchDistributor): two gloo processes
+    train one model together; only rank 0 saves it, and the saved model loads."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from transformers import AutoModelForSequenceClassification
+
+    script = tmp_path / "ddp.py"
+    script.write_text(DDP_SCRIPT)
+    env = dict(os.environ, COURSE_FAST="1", OMP_NUM_THREADS="1")
+    root = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+    import socket
+
+    with socket.socket() as probe:  # a free port for the two processes to meet on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+         "--master_addr", "127.0.0.1", "--master_port", str(port), str(script), str(tmp_path / "out")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True,
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)  # the launcher and both workers
+        stdout, stderr = process.communicate()
+        pytest.fail(f"torchrun did not finish in 300 s:\n{stderr[-3000:]}")
+    assert process.returncode == 0, stderr[-3000:]
+    results = sorted((json.loads(line.split("RESULT ", 1)[1]) for line in stdout.splitlines()
+                      if line.startswith("RESULT ")), key=lambda r: r["rank"])
+    assert [(r["rank"], r["world_size"]) for r in results] == [(0, 2), (1, 2)]
+    assert results[0]["model_dir"] and results[1]["model_dir"] is None
+    assert results[0]["accuracy"] == results[1]["accuracy"]  # one model, evaluated in both
+    model = AutoModelForSequenceClassification.from_pretrained(results[0]["model_dir"])
+    assert model.config.id2label[1] == "POSITIVE"
