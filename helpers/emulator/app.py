@@ -206,14 +206,6 @@ def _install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error.body(), status_code=exc.status_code)
 
 
-@dataclass(frozen=True)
-class _Pending:
-    method: str
-    path: str
-    query: dict
-    content_type: str
-
-
 class RequestLogMiddleware:
     """Records every request (method, path, query, JSON body or upload summary, status) in
     ``emulator.request_log``; :class:`helpers.emulator.client.InProcessEmulator` exposes it as
@@ -229,7 +221,7 @@ class RequestLogMiddleware:
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         content_type = headers.get("content-type", "")
-        keep_body = "json" in content_type
+        keep_body = "multipart/" not in content_type  # uploads are summarised by the route
         chunks: list[bytes] = []
         size = 0
         status = {"code": 500}
@@ -255,7 +247,9 @@ class RequestLogMiddleware:
             if keep_body and chunks and size <= _LOG_BODY_LIMIT:
                 try:
                     body = json.loads(b"".join(chunks) or b"null")
-                except ValueError:
+                except ValueError:  # not JSON (a form, text): not recorded
+                    body = None
+                if not isinstance(body, dict):
                     body = None
             from .client import RecordedRequest
 
