@@ -453,8 +453,13 @@ def test_state_survives_a_restart(tmp_path):
         job = first.wait_for_job(job.id, timeout=120)
         assert deploy(first.http, first.api_key, job.fine_tuned_model).status_code == 201
         events = [e.id for e in client.fine_tuning.jobs.list_events(job.id, limit=100)]
+    # what a process killed mid-upload leaves: a half-written file, bytes without a record
+    (state / "files" / "file-half.part").write_bytes(b"{")
+    (state / "files" / ("file-" + "f" * 32)).write_bytes(b"orphan")
     with InProcessEmulator(state_dir=state, backend="tiny") as second:
         client = second.azure_client()
+        assert sorted(p.name for p in (state / "files").iterdir()) == sorted(
+            [f.id, *job.result_files])
         assert client.files.retrieve(f.id).bytes == f.bytes
         again = client.fine_tuning.jobs.retrieve(job.id)
         assert again.status == "succeeded" and again.fine_tuned_model == job.fine_tuned_model

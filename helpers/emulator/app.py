@@ -113,6 +113,8 @@ def create_app(
         max_upload_bytes = int(os.environ.get("EMULATOR_MAX_UPLOAD_BYTES") or
                                DEFAULT_MAX_UPLOAD_BYTES)
     store = Store(state_dir)
+    for name in store.sweep():
+        log.warning("emulator: removed %s, left half-written by an earlier process", name)
     emulator = Emulator(
         store=store, api_key=api_key, backend=catalog.default_backend(backend),
         max_upload_bytes=max_upload_bytes, worker=Worker(store, step_delay=step_delay),

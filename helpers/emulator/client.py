@@ -18,6 +18,7 @@ through the same routes, validation and error shapes as the real server.
 
 from __future__ import annotations
 
+import atexit
 import os
 import time
 from dataclasses import dataclass
@@ -78,6 +79,9 @@ class InProcessEmulator:
         self.state_dir = self.emulator.store.root
         # raise_server_exceptions=False: a server bug answers 500 like a real server would.
         self.http = TestClient(self.app, base_url=BASE_URL, raise_server_exceptions=False)
+        # An emulator nobody closed still stops its worker and removes its temporary state
+        # when the interpreter exits (a notebook kernel restart, the end of a script).
+        atexit.register(self.emulator.close)
 
     # ------------------------------------------------------------------ clients
 
@@ -142,6 +146,7 @@ class InProcessEmulator:
     def close(self) -> None:
         self.http.close()
         self.emulator.close()
+        atexit.unregister(self.emulator.close)
 
     def __enter__(self) -> Self:
         return self

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import sqlite3
 import threading
 import time
@@ -86,6 +87,22 @@ class Store:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    def sweep(self) -> list[str]:
+        """Remove what a killed process can leave behind: half-written files (``*.part``) and
+        bytes whose record was never committed. Returns the names removed."""
+        with self._lock:
+            known = {row[0] for row in self._db.execute(
+                "SELECT id FROM records WHERE kind = 'file'")}
+        removed = []
+        for path in self.files_dir.iterdir():
+            if path.name.endswith(".part") or path.name not in known:
+                path.unlink(missing_ok=True)
+                removed.append(path.name)
+        for path in self.models_dir.glob("*/*.part"):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(f"{path.parent.name}/{path.name}")
+        return removed
 
     # ------------------------------------------------------------------ records
 
