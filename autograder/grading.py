@@ -32,6 +32,8 @@ from pathlib import Path
 #: The folder holding the course's ``nbgrader_config.py`` (this package's parent).
 CONFIG_DIR = Path(__file__).resolve().parent.parent
 REPORT_NAME = "grading-report.json"
+#: nbgrader_config.py's CourseDirectory.course_id.
+COURSE_ID = "fine-tuning-course"
 
 
 class GradingError(RuntimeError):
@@ -153,7 +155,7 @@ def _in_gradebook(root: Path, assignment: str) -> bool:
 
     if not (root / "gradebook.db").exists():
         return False
-    with Gradebook(db_url(root)) as gb:
+    with Gradebook(db_url(root), COURSE_ID) as gb:
         try:
             gb.find_assignment(assignment)
         except MissingEntry:
@@ -269,7 +271,7 @@ def _notebook_reasons(folder: Path) -> list[str]:
 def _scores(root: Path, assignment: str, student: str, result: SubmissionResult) -> None:
     from nbgrader.api import Gradebook
 
-    with Gradebook(db_url(root)) as gb:
+    with Gradebook(db_url(root), COURSE_ID) as gb:
         submission = gb.find_submission(assignment, student)
         for notebook in submission.notebooks:
             nb = gb.find_notebook(notebook.name, assignment)
@@ -293,7 +295,7 @@ def _zero(root: Path, assignment: str, student: str) -> None:
 
     from nbgrader.api import Gradebook
 
-    with warnings.catch_warnings(), Gradebook(db_url(root)) as gb:
+    with warnings.catch_warnings(), Gradebook(db_url(root), COURSE_ID) as gb:
         warnings.simplefilter("ignore")  # nbgrader's own SQLAlchemy autoflush warnings
         gb.update_or_create_student(student)
         submission = gb.update_or_create_submission(assignment, student)
@@ -309,7 +311,7 @@ def _forget(root: Path, assignment: str, student: str) -> None:
     """Remove a submission's scores (a failed regrade must not leave the old ones)."""
     from nbgrader.api import Gradebook, MissingEntry
 
-    with Gradebook(db_url(root)) as gb:
+    with Gradebook(db_url(root), COURSE_ID) as gb:
         try:
             gb.remove_submission(assignment, student)
         except MissingEntry:
@@ -451,7 +453,7 @@ def export(root: Path | None = None, to: str | os.PathLike | None = None) -> Pat
     path = Path(to) if to else root / "grades.csv"
     report = {(r["assignment"], r["student"]): r for r in load_report(root)}
     rows = []
-    with Gradebook(db_url(root)) as gb:
+    with Gradebook(db_url(root), COURSE_ID) as gb:
         for assignment in gb.assignments:
             for student in gb.students:
                 try:

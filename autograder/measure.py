@@ -40,7 +40,7 @@ def _scores(root: Path, assignment: str, students: list[str]) -> dict[str, float
     from nbgrader.api import Gradebook, MissingEntry
 
     out: dict[str, float | None] = {}
-    with Gradebook(grading.db_url(root)) as gb:
+    with Gradebook(grading.db_url(root), grading.COURSE_ID) as gb:
         for student in students:
             try:
                 out[student] = gb.find_submission(assignment, student).score

@@ -76,16 +76,21 @@ def test_require_without_bwrap_refuses_to_grade(monkeypatch: pytest.MonkeyPatch)
         sandbox.SandboxKernelManager(kernel_name="python3")
 
 
-def test_nbgrader_config_installs_the_sandbox() -> None:
+def test_nbgrader_config_installs_the_sandbox(tmp_path: Path) -> None:
     code = ("from traitlets.config.loader import PyFileConfigLoader;"
             f"c = PyFileConfigLoader('nbgrader_config.py', path={str(REPO)!r}).load_config();"
             "print([p.__name__ for p in c.Autograde.autograde_preprocessors]);"
-            "print(c.CourseDirectory.db_url); print(c.Exchange.root)")
+            "print(c.CourseDirectory.db_url); print(c.Exchange.root);"
+            "print(c.CourseDirectory.course_id)")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
-                         check=True, env={**os.environ, "NBG_ROOT": "/srv/course"}).stdout
+                         check=True, env={**os.environ, "NBG_ROOT": str(tmp_path / "course")}).stdout
     assert "SandboxedExecute" in out
-    assert "sqlite:////srv/course/gradebook.db?timeout=60" in out
-    assert "/srv/course/exchange" in out
+    assert f"sqlite:///{tmp_path}/course/gradebook.db?timeout=60" in out
+    assert f"{tmp_path}/course/exchange" in out
+    assert (tmp_path / "course" / "exchange").is_dir()
+    from autograder.grading import COURSE_ID
+
+    assert out.split()[-1] == COURSE_ID
 
 
 def test_submission_copy_drops_links_to_the_gradebook(tmp_path: Path) -> None:
