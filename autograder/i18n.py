@@ -48,8 +48,10 @@ import copy
 import filecmp
 import fnmatch
 import hashlib
+import itertools
 import json
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -318,6 +320,38 @@ def find_entry(entries: dict[str, Any], key: str, english: str,
     return None, None
 
 
+_CODE_SPAN = re.compile(r"`[^`]+`")
+_FENCE = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)
+
+
+def _code_spans(text: str) -> set[str]:
+    """Inline code spans of a markdown text (fenced blocks left out), whitespace collapsed."""
+    spans = set()
+    for paragraph in re.split(r"\n\s*\n", _FENCE.sub("", text)):
+        spans |= {" ".join(span.split()) for span in _CODE_SPAN.findall(paragraph)}
+    return spans
+_CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]")
+
+
+def lint_translation(english: str, text: str, lang: str) -> list[str]:
+    """Warnings about a translation: inline code of the English text that it lost (identifiers,
+    commands and values must stay as they are), and, for Chinese, line breaks inside a paragraph
+    between CJK characters (Markdown renders them as a stray space)."""
+    warnings = []
+    missing = sorted(_code_spans(english) - _code_spans(text))
+    if missing:
+        warnings.append(f"inline code of the English text missing: {', '.join(missing)}")
+    if lang == "zh":
+        lines = text.split("\n")
+        for a, b in itertools.pairwise(lines):
+            if (a.strip() and b.strip() and not a.lstrip().startswith(("|", "#", "```"))
+                    and not re.match(r"\s*([-*+]\s|\d+\.\s|\||#|```|>)", b)
+                    and (_CJK.search(a.rstrip()[-1:]) or _CJK.search(b.strip()[:1]))):
+                warnings.append(f"line break inside a paragraph after {a.rstrip()[-12:]!r}: join the lines")
+                break
+    return warnings
+
+
 def translate_notebook(
     nb: dict[str, Any], nb_name: str, entries: dict[str, Any], assignment: str, lang: str,
 ) -> tuple[dict[str, Any], list[Problem]]:
@@ -474,6 +508,7 @@ def check(root: Path) -> Report:
             path = translation_path(root, assignment, lang)
             if path.is_file():
                 report.warnings += _orphans(root, path, assignment, lang)
+                report.warnings += _lints(root, path, assignment, lang)
             if not target.is_dir():
                 report.problems.append(Problem(
                     assignment, lang, f"source/{target.name}",
@@ -504,6 +539,23 @@ def check(root: Path) -> Report:
                     report.problems.append(Problem(assignment, lang, where,
                                                    "differs from the English copy; run build"))
     return report
+
+
+def _lints(root: Path, path: Path, assignment: str, lang: str) -> list[Problem]:
+    """`lint_translation` warnings for every translated cell of an assignment."""
+    warnings = []
+    for nb_name, entries in load_translations(path)["notebooks"].items():
+        nb_path = root / "source" / assignment / nb_name
+        if not nb_path.is_file():
+            continue
+        cells = markdown_cells(_read_notebook(nb_path), nb_name)
+        keys = {key for _, key, _ in cells}
+        for index, key, cell in cells:
+            _, entry = find_entry(entries, key, cell_text(cell), taken=keys)
+            if entry and not entry.get("todo") and entry.get("text"):
+                for message in lint_translation(cell_text(cell), str(entry["text"]), lang):
+                    warnings.append(Problem(assignment, lang, f"{nb_name} cell {index} ({key!r})", message))
+    return warnings
 
 
 def _read_bytes_notebook(data: bytes) -> dict[str, Any]:

@@ -136,6 +136,18 @@ def test_a_renamed_cell_keeps_its_translation(course: Path) -> None:
     assert todo == 0 and "intro-renamed" in entries and "intro" not in entries
 
 
+def test_lint_warns_about_lost_code_and_chinese_line_breaks() -> None:
+    english = "Write `add(a, b)` that returns\nthe sum of `a` and `b`.\n\n```python\nx = `y`\n```"
+    assert i18n.lint_translation(english, "Schreiben Sie `add(a, b)`, die die Summe von `a` und `b` "
+                                          "zurückgibt.", "de") == []
+    (warning,) = i18n.lint_translation(english, "Schreiben Sie add(a, b) für `a` und `b`.", "de")
+    assert warning == "inline code of the English text missing: `add(a, b)`"
+    assert i18n.lint_translation(english, "编写 `add(a, b)`，返回 `a` 与 `b`\n(the sum)。", "zh") == []
+    (warning,) = i18n.lint_translation(english, "编写 `add(a, b)`，返回\n`a` 与 `b` 之和。", "zh")
+    assert warning.startswith("line break inside a paragraph after")
+    assert i18n.lint_translation(english, "编写 `add(a, b)`：\n\n- `a` 与 `b` 之和。", "zh") == []
+
+
 def test_missing_translations_fail_the_check(course: Path) -> None:
     path = i18n.translation_path(course, "selftest", "zh")
     data = i18n.load_translations(path)
