@@ -27,6 +27,12 @@ one line per problem naming assignment, language, notebook and cell) when
   English source (checked on the files themselves, so a hand-edited variant is caught too);
 - a variant folder exists without its English source.
 
+It warns (without failing) about translations of cells that are gone, translations that lost
+the English text's inline code (identifiers and commands stay as they are), and Chinese
+paragraphs broken between CJK characters (Markdown shows a stray space there). A cell whose
+English text is unchanged keeps its translation when a script gives it a new cell id: the
+entry is found by the text's hash.
+
 ``stub`` adds entries for the cells that still need a translation (the English text, marked
 ``todo: true``) to a translation file, so a translator edits one file top to bottom.
 
