@@ -521,3 +521,15 @@ def test_chat_stream_gives_the_same_text_in_chunks(client):
     assert text == whole
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens <= 12
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] in ("stop", "length")
+
+
+def test_device_choice(monkeypatch):
+    import torch
+
+    from helpers.emulator.training import device_for
+
+    monkeypatch.delenv("EMULATOR_DEVICE", raising=False)
+    assert device_for("tiny") == "cpu"
+    assert device_for("smollm2") == ("cuda" if torch.cuda.is_available() else "cpu")
+    monkeypatch.setenv("EMULATOR_DEVICE", "cpu")
+    assert device_for("smollm2") == "cpu"

@@ -8,7 +8,10 @@
 Both render each example with the model's chat template and compute the loss on the tokens
 of the assistant messages only (an assistant message with ``"weight": 0`` is not trained on),
 like Azure OpenAI's supervised fine-tuning. Training is seeded: the same seed, data and
-hyperparameters give the same loss sequence.
+hyperparameters give the same loss sequence (on the same device).
+
+Environment: ``EMULATOR_TORCH_THREADS`` (CPU threads, see :func:`torch_threads`) and
+``EMULATOR_DEVICE`` (see :func:`device_for`; ``smollm2`` uses a visible GPU by default).
 
 torch and transformers are imported inside functions: importing this module is cheap.
 """
@@ -114,6 +117,20 @@ def torch_threads(backend: str) -> Iterator[int]:
     finally:
         if torch.get_num_threads() != before:
             torch.set_num_threads(before)
+
+
+def device_for(backend: str) -> str:
+    """Where a backend computes: ``EMULATOR_DEVICE`` (``cpu``, ``cuda``, ``cuda:1``, ...) when set;
+    else ``cuda`` for ``smollm2`` when a GPU is visible, and ``cpu`` for ``tiny`` (its steps are
+    too small to gain from a GPU)."""
+    choice = os.environ.get("EMULATOR_DEVICE", "").strip().lower()
+    if choice and choice != "auto":
+        return choice
+    if backend == "tiny":
+        return "cpu"
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def load_tokenizer():
@@ -285,7 +302,8 @@ def _loss_and_accuracy(model, batch):
     applied to the trained positions only, not to every position."""
     import torch.nn.functional as F
 
-    input_ids, labels, mask = batch
+    device = next(model.parameters()).device
+    input_ids, labels, mask = (tensor.to(device) for tensor in batch)
     target = labels[:, 1:]
     keep = target != -100
     if not bool(keep.any()):
@@ -370,6 +388,7 @@ def _train(request: TrainingRequest, observer: Observer) -> TrainingResult:
             from peft import LoraConfig, get_peft_model
 
             model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", **LORA))
+        model.to(device_for(request.backend))
         model.train()
         trainable = [p for p in model.parameters() if p.requires_grad]
         lr = BASE_LEARNING_RATE[request.backend] * hp.learning_rate_multiplier
@@ -480,6 +499,7 @@ class ModelServer:
             model = base_model(ref.backend, tokenizer)
         else:
             model = load_trained_model(ref.backend, Path(ref.folder), tokenizer)
+        model.to(device_for(ref.backend))
         self._models[ref] = model
         while len(self._models) > self._keep:
             self._models.popitem(last=False)
@@ -545,9 +565,10 @@ class ModelServer:
 
         out_ids: list[int] = []
         with torch.no_grad():
-            output = model(input_ids=torch.tensor([prompt]), use_cache=True)
+            device = next(model.parameters()).device
+            output = model(input_ids=torch.tensor([prompt], device=device), use_cache=True)
             for _ in range(budget):
-                logits = output.logits[0, -1].float()
+                logits = output.logits[0, -1].float().cpu()  # sampled on the CPU generator
                 if temperature <= 0:
                     token = int(logits.argmax())
                 else:
@@ -562,6 +583,6 @@ class ModelServer:
                 if token in stops:
                     return out_ids, "stop"
                 out_ids.append(token)
-                output = model(input_ids=torch.tensor([[token]]), cache=_cache(output),
+                output = model(input_ids=torch.tensor([[token]], device=device), cache=_cache(output),
                                use_cache=True)
         return out_ids, "length"
