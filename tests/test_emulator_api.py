@@ -448,9 +448,14 @@ def test_state_survives_a_restart(tmp_path):
     with InProcessEmulator(state_dir=state, backend="tiny") as first:
         client = first.azure_client()
         f = upload(client, write_examples(tmp_path / "t.jsonl"))
-        job = client.fine_tuning.jobs.create(model="gpt-4o", training_file=f.id, seed=1,
-                                             hyperparameters={"n_epochs": 1})
+        job = client.fine_tuning.jobs.create(  # today's form of the hyperparameters
+            model="gpt-4o", training_file=f.id, seed=1, suffix="clippy",
+            method={"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 1}}})
+        assert job.method.supervised.hyperparameters.n_epochs == 1
         job = first.wait_for_job(job.id, timeout=120)
+        assert job.status == "succeeded" and job.hyperparameters.n_epochs == 1
+        assert job.method.supervised.hyperparameters.batch_size == 1  # "auto" resolved
+        assert job.fine_tuned_model == f"gpt-4o.ft-{job.id[6:]}-clippy"
         assert deploy(first.http, first.api_key, job.fine_tuned_model).status_code == 201
         events = [e.id for e in client.fine_tuning.jobs.list_events(job.id, limit=100)]
     # what a process killed mid-upload leaves: a half-written file, bytes without a record
