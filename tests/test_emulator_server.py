@@ -212,6 +212,7 @@ def test_sigkill_during_training_loses_nothing(tmp_path):
         assert any("re-queued" in e.message for e in events)
         steps = [e.data["step"] for e in events if e.type == "metrics"]
         assert sorted(steps) == list(range(1, 21))  # the interrupted run's metrics are gone
+        assert sum(e.message.startswith("Checkpoint created") for e in events) == 2
         assert len(client.fine_tuning.jobs.checkpoints.list(job.id).data) == 2
         assert [j.id for j in client.fine_tuning.jobs.list()] == [job.id]
     finally:

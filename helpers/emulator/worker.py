@@ -121,7 +121,9 @@ class Worker:
             if job["status"] != "running":
                 continue
             job_id = job["id"]
-            self.store.delete_children("event", job_id, lambda e: e.get("type") == "metrics")
+            self.store.delete_children(  # the lost run's metrics and checkpoint notes
+                "event", job_id, lambda e: e.get("type") == "metrics"
+                or e.get("message", "").startswith("Checkpoint created"))
             self.store.delete_children("checkpoint", job_id, lambda c: True)
             shutil.rmtree(self.store.models_dir / job_id, ignore_errors=True)
             self.store.update("job", job_id, {"status": "queued", "estimated_finish": None,
