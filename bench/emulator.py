@@ -155,12 +155,16 @@ def main(argv: list[str] | None = None) -> int:
     p = common.parser(NAME, __doc__.split("\n\n")[0])
     p.add_argument("--backends", default=None, help="comma-separated: tiny, smollm2")
     p.add_argument("--upload-mb", type=int, default=None, help="size of the upload test file")
+    p.add_argument("--n-epochs", type=int, default=None,
+                   help="epochs per job (default: automatic, as the lab leaves it)")
     args = p.parse_args(argv)
     profile = dict(PROFILE[args.profile])
     if args.backends:
         profile["backends"] = args.backends.split(",")
     if args.upload_mb:
         profile["upload_mb"] = args.upload_mb
+    if args.n_epochs:
+        profile["n_epochs"] = args.n_epochs
     if args.repeats:
         profile["chats"] = profile["uploads"] = args.repeats
 
@@ -169,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         result = common.start(NAME, TITLE, args.profile, backends=profile["backends"],
                               datasets={k: [str(v[0]), count_examples(v[0])] for k, v in data.items()},
                               chats=profile["chats"], max_tokens=MAX_TOKENS,
-                              upload_mb=profile["upload_mb"])
+                              upload_mb=profile["upload_mb"], n_epochs=profile.get("n_epochs", "auto"))
         if "lab" in profile["datasets"] and "lab" not in data:
             result.note(f"the lab's data ({LAB_DATA}) is not here: only the course's data is timed")
         job_seconds: dict[tuple[str, str], float] = {}
