@@ -103,8 +103,9 @@ def lab_course(dest: Path) -> Path:
     return dest
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def lab(tmp_path_factory: pytest.TempPathFactory):
+    """One JupyterLab for the whole run (test_lab.py and test_browser.py share it)."""
     base = tmp_path_factory.mktemp("lab")
     server = Lab(lab_course(base / "course"), base / "lab.log")
     try:
