@@ -85,8 +85,10 @@ def test_gpt2_recipe_smoke(tmp_path, capsys):
     assert tokens_ratio["value"] == pytest.approx(lab["tokens_per_epoch"] / course["tokens_per_epoch"])
 
 
+@pytest.mark.slow
 def test_grading_smoke(tmp_path):
-    """Grades one sample submission of the test fixture's assignment three ways."""
+    """Grades one sample submission of the test fixture's assignment three ways (four nbgrader
+    runs: about a minute on a quiet 2-core machine, several on a busy one, hence slow)."""
     output, data = run_benchmark("grading", tmp_path)
     check_result("grading", output, data, ["plain nbgrader / --jobs 2", "--jobs 1 / --jobs 2"])
     rows = data["measurements"]
