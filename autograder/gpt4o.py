@@ -16,10 +16,14 @@ counts, whatever the code looks like.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 import json
+import logging
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -453,6 +457,22 @@ def _write_jsonl(path: Path, pairs: Sequence[tuple[str, str]]) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Keep the check's emulator silent: nbgrader scores a test cell zero when anything reaches
+    stderr, and the emulator's worker thread may log (a job failing or being cancelled) or a
+    library may warn while the check runs."""
+    logger = logging.getLogger("helpers.emulator")
+    saved = logger.handlers[:], logger.propagate
+    logger.handlers, logger.propagate = [logging.NullHandler()], False
+    try:
+        with contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.handlers, logger.propagate = saved
+
+
 def _fresh_emulator(folder: Path):
     from helpers.emulator.client import InProcessEmulator
 
@@ -493,7 +513,7 @@ def check_uploads(
         folder = Path(tmp)
         train = _write_jsonl(folder / "professor_train.jsonl", _TRAIN_QA)
         valid = _write_jsonl(folder / "professor_valid.jsonl", _VALID_QA)
-        with _fresh_emulator(folder) as emulator:
+        with _quiet(), _fresh_emulator(folder) as emulator:
             client = emulator.azure_client()
             result = _call(upload_training_files, "upload_training_files", client, train, valid)
             uploads = _uploads(emulator.requests)
@@ -547,7 +567,7 @@ def check_job_submission(submit_job: Callable[[Any, str, str], Any]) -> None:
         folder = Path(tmp)
         train = _write_jsonl(folder / "train.jsonl", _TRAIN_QA)
         valid = _write_jsonl(folder / "valid.jsonl", _VALID_QA)
-        with _fresh_emulator(folder) as emulator:
+        with _quiet(), _fresh_emulator(folder) as emulator:
             client = emulator.azure_client()
             with train.open("rb") as t, valid.open("rb") as v:
                 train_id = client.files.create(file=t, purpose="fine-tune").id

@@ -99,6 +99,7 @@ def check_outputs(notebook, kind: str) -> str:
         "token_counts looks right.",
         "estimate_training looks right.",
         "Both files are uploaded.",
+        "submit_job sends the right request.",
     ):
         assert message in text
     assert "succeeded: gpt-4o" in text  # the job finished and named its fine-tuned model
