@@ -294,3 +294,17 @@ def test_job_submission_fails_wrong_code(wrong, says):
     with pytest.raises(CheckFailed) as failure:
         gpt4o.check_job_submission(wrong)
     assert says in str(failure.value)
+
+
+def test_checks_write_nothing_to_stderr(solution, capsys):
+    # nbgrader scores a test cell zero when anything reaches stderr: the checks' emulators
+    # (worker logs, progress bars, library warnings) must stay silent, even when jobs fail.
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")  # as in a fresh kernel: warnings would be shown
+        gpt4o.check_uploads(solution["upload_training_files"])
+        gpt4o.check_job_submission(solution["submit_job"])
+        with pytest.raises(CheckFailed):
+            gpt4o.check_job_submission(_job(seed="-"))
+    assert capsys.readouterr().err == ""
