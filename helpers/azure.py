@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import io
 import os
 import time
@@ -39,6 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Self
 from urllib.parse import urlparse
+
+from helpers import plots
 
 if TYPE_CHECKING:  # imported lazily at run time: the SDK, pandas and matplotlib are heavy
     import pandas as pd
@@ -505,24 +506,9 @@ def read_results(client: AzureOpenAI, job: FineTuningJob | str) -> pd.DataFrame:
     return frame.apply(pd.to_numeric, errors="coerce")
 
 
-@functools.cache
-def _figure_class() -> type[Figure]:
-    """A ``Figure`` that Jupyter shows as a PNG when it is a cell's value, made without pyplot
-    (a plain one displays as ``<Figure size ...>`` where pyplot was never imported)."""
-    from matplotlib.figure import Figure
-
-    class PngFigure(Figure):
-        def _repr_png_(self) -> bytes:
-            buffer = io.BytesIO()
-            self.savefig(buffer, format="png", dpi=100)
-            return buffer.getvalue()
-
-    return PngFigure
-
-
 def plot_loss(results: pd.DataFrame, title: str = "Fine-tuning loss") -> Figure:
     """Training and validation loss per step (and the full-validation loss where present)."""
-    figure = _figure_class()(figsize=(7, 4))
+    figure = plots.new_figure(figsize=(7, 4))
     axes = figure.add_subplot()
     series = [
         ("train_loss", "training (batch)", {"alpha": 0.8}),

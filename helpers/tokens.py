@@ -29,12 +29,12 @@ Typical use::
 
 from __future__ import annotations
 
-import functools
-import io
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
+
+from helpers import plots
 
 if TYPE_CHECKING:  # imported lazily: the CLI stays cheap to start
     import tiktoken
@@ -315,24 +315,6 @@ def estimate_epochs_and_cost(
 
 # --------------------------------------------------------------------------- plots
 
-@functools.cache
-def _figure_class() -> type[Figure]:
-    """A matplotlib ``Figure`` that Jupyter shows as a PNG when it is a cell's value.
-
-    The figure is made without pyplot (no backend switch, no figure kept open, nothing shown
-    twice); a plain ``Figure`` made that way would display as ``<Figure size ...>`` in a
-    notebook that never imported pyplot, hence ``_repr_png_`` (rendered with Agg)."""
-    from matplotlib.figure import Figure
-
-    class CourseFigure(Figure):
-        def _repr_png_(self) -> bytes:
-            buffer = io.BytesIO()
-            self.savefig(buffer, format="png", dpi=100)
-            return buffer.getvalue()
-
-    return CourseFigure
-
-
 _LABELS = {
     "total_tokens": "tokens per example",
     "assistant_tokens": "assistant tokens per example",
@@ -363,7 +345,7 @@ def plot_distributions(
     data = {name: list(values) for name, values in data.items()}
     if not data:
         raise ValueError("plot_distributions needs at least one series, e.g. total_tokens=[...]")
-    fig = _figure_class()(figsize=(4.2 * len(data), 3.2), layout="constrained")
+    fig = plots.new_figure(figsize=(4.2 * len(data), 3.2), layout="constrained")
     axes = fig.subplots(1, len(data), squeeze=False)[0]
     for ax, (name, values) in zip(axes, data.items(), strict=True):
         label = _LABELS.get(name, name.replace("_", " "))
