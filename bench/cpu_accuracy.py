@@ -93,9 +93,13 @@ def run_config(name: str, overrides: dict[str, Any], fast: bool, workdir: str) -
                       compute_metrics=metrics.compute_metrics)
     trainer.remove_callback(PrinterCallback)  # no metrics dicts printed
     setup_s = time.perf_counter() - start
+    print(f"  {name}: set up in {common.fmt_seconds(setup_s)}; training on {len(train)} reviews "
+          f"({params['trainable']:,} trainable parameters)...", flush=True)
     t0 = time.perf_counter()
     trainer.train()
     train_s = time.perf_counter() - t0
+    print(f"  {name}: trained in {common.fmt_seconds(train_s)}; evaluating on {len(evaluation)} "
+          "reviews...", flush=True)
     t0 = time.perf_counter()
     scores = trainer.evaluate()
     eval_s = time.perf_counter() - t0
