@@ -11,6 +11,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import subprocess
+import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -538,3 +542,36 @@ def test_device_choice(monkeypatch):
     assert device_for("smollm2") == ("cuda" if torch.cuda.is_available() else "cpu")
     monkeypatch.setenv("EMULATOR_DEVICE", "cpu")
     assert device_for("smollm2") == "cpu"
+
+
+
+def test_a_crashing_job_fails_with_its_reason_and_writes_nothing_to_stderr(tmp_path):
+    """In a notebook the in-process emulator shares stderr with the learner's cells (and nbgrader
+    zeroes a test cell that writes to stderr): a job that crashes is reported through the API,
+    not by a traceback on stderr. Run in a fresh interpreter: pytest's own log capture would hide
+    what Python's last-resort handler prints."""
+    write_examples(tmp_path / "ok.jsonl", n=10)
+    script = textwrap.dedent(f"""
+        from helpers.emulator import training
+        from helpers.emulator.client import InProcessEmulator
+
+        def crash(request, observer=None):
+            raise RuntimeError("out of memory (simulated)")
+
+        training.train = crash
+        with InProcessEmulator(backend="tiny") as emu:
+            client = emu.azure_client()
+            with open({str(tmp_path / "ok.jsonl")!r}, "rb") as handle:
+                f = client.files.create(file=handle, purpose="fine-tune")
+            job = client.fine_tuning.jobs.create(model="gpt-4o", training_file=f.id)
+            job = emu.wait_for_job(job.id, timeout=120)
+        print(job.status)
+        print(job.error.message)
+    """)
+    result = subprocess.run([sys.executable, "-c", script], check=False, capture_output=True,
+                            text=True,
+                            timeout=300, env={**os.environ, "COURSE_FAST": "1"})
+    assert result.returncode == 0, result.stderr
+    status, message = result.stdout.splitlines()[:2]
+    assert status == "failed" and "out of memory (simulated)" in message
+    assert result.stderr == ""

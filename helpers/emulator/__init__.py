@@ -13,6 +13,7 @@ thread), ``training`` (the ``tiny`` and ``smollm2`` backends), ``catalog`` (mode
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import TYPE_CHECKING
 
@@ -20,6 +21,12 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
 __all__ = ["create_app"]
+
+# A library logs, the application decides where to: without this, a failed job's traceback would
+# reach stderr through Python's last-resort handler, in the middle of a learner's notebook cell
+# (and nbgrader zeroes a test cell that writes to stderr). `python -m helpers emulator serve`
+# configures logging to show these records.
+logging.getLogger("helpers.emulator").addHandler(logging.NullHandler())
 
 
 def create_app(

@@ -42,9 +42,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import logging
+
     import uvicorn
 
     from .app import create_app
+
+    # The server shows the emulator's own log records (job failures, recovery after a restart).
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
     state_dir = args.state_dir or os.environ.get("EMULATOR_STATE_DIR") or ".emulator"
     api_key = args.api_key or os.environ.get("EMULATOR_API_KEY")

@@ -133,6 +133,35 @@ def device_for(backend: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def preload() -> None:
+    """Import what the worker threads use, once, in the calling thread. transformers resolves its
+    names lazily; two threads resolving them at once have failed here with ``ImportError: cannot
+    import name 'AutoTokenizer' from 'transformers'`` (seen under nbgrader)."""
+    import peft  # noqa: F401
+    import torch  # noqa: F401
+    from transformers import (  # noqa: F401
+        AutoModelForCausalLM,
+        AutoTokenizer,
+        LlamaConfig,
+        LlamaForCausalLM,
+    )
+
+
+@contextlib.contextmanager
+def quiet_progress() -> Iterator[None]:
+    """No transformers progress bars ("Loading weights", "Writing model shards") while the
+    service loads or saves a model: they would land on stderr in whichever notebook cell runs."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
 def load_tokenizer():
     """The SmolLM2 tokenizer (both backends), with its chat template."""
     from transformers import AutoTokenizer
@@ -170,7 +199,8 @@ def base_model(backend: str, tokenizer):
 
         from helpers import assets
 
-        model = AutoModelForCausalLM.from_pretrained(assets.smollm2_dir(), dtype=torch.float32)
+        with quiet_progress():
+            model = AutoModelForCausalLM.from_pretrained(assets.smollm2_dir(), dtype=torch.float32)
     else:
         raise ValueError(f"unknown backend {backend!r}")
     return model.eval()
@@ -181,10 +211,13 @@ def load_trained_model(backend: str, folder: Path, tokenizer):
     if backend == "tiny":
         from transformers import AutoModelForCausalLM
 
-        return AutoModelForCausalLM.from_pretrained(folder).eval()
+        with quiet_progress():
+            return AutoModelForCausalLM.from_pretrained(folder).eval()
     from peft import PeftModel
 
-    model = PeftModel.from_pretrained(base_model(backend, tokenizer), folder)
+    base = base_model(backend, tokenizer)
+    with quiet_progress():
+        model = PeftModel.from_pretrained(base, folder)
     return model.merge_and_unload().eval()
 
 
@@ -342,7 +375,8 @@ def _evaluate(model, batches) -> tuple[float | None, float | None]:
 def _save(model, tokenizer, backend: str, folder: Path, meta: dict[str, Any]) -> Path:
     tmp = folder.with_name(folder.name + ".part")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
+    with quiet_progress():
+        model.save_pretrained(tmp)
     (tmp / "emulator.json").write_text(json.dumps({"backend": backend, **meta}, indent=2))
     shutil.rmtree(folder, ignore_errors=True)
     os.replace(tmp, folder)

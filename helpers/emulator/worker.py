@@ -94,6 +94,9 @@ class Worker:
 
     def start(self) -> None:
         self.recover()
+        from . import training  # torch and transformers load here, not at import
+
+        training.preload()
         self._threads = [
             threading.Thread(target=self._loop, args=("validating_files", self._validate),
                              name="emulator-validator", daemon=True),
