@@ -24,10 +24,14 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet --no-deps $$($(PY) -c "import tomllib; print(' '.join(tomllib.load(open('pyproject.toml','rb'))['tool']['course']['no-deps']))")
 	touch $@
 
-course: setup
+# The course end to end, offline: check the course's chat data, then the instructor's loop on a
+# temporary copy of the course (release, sample submissions, sandboxed autograde of every
+# assignment, feedback, CSV export, the grade table).
+course: setup setup-system
 	$(OFFLINE) $(PY) -m helpers check-data source/02-gpt4o-jsonl/data/training_set.jsonl source/02-gpt4o-jsonl/data/validation_set.jsonl
+	$(OFFLINE) $(PY) -m autograder demo --jobs $(JOBS)
 
-test: setup
+test: setup setup-system
 	$(OFFLINE) $(PY) -m pytest -m "not slow"
 
 test-slow: setup
@@ -60,12 +64,19 @@ export: setup
 lab: setup
 	$(PY) -m jupyter lab --no-browser --ServerApp.ip=127.0.0.1 --ServerApp.port=$(LAB_PORT) --ServerApp.root_dir=$(CURDIR) $(ROOT_FLAG)
 
-# System packages the grading sandbox and the browser test need (Debian/Ubuntu).
+# System packages the grading sandbox, the browser test and Spark need (Debian/Ubuntu): bubblewrap,
+# chromium, a Java 17+ runtime. Installed only when missing; elsewhere it says what to install.
+SYSTEM_NEEDS := bwrap:bubblewrap chromium:chromium java:openjdk-17-jre-headless
 setup-system:
-	@if command -v apt-get >/dev/null; then \
-	  $(SUDO) apt-get install -y --no-install-recommends bubblewrap chromium; \
+	@missing=""; for need in $(SYSTEM_NEEDS); do \
+	  command -v $${need%%:*} >/dev/null 2>&1 || missing="$$missing $${need#*:}"; \
+	done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if command -v apt-get >/dev/null 2>&1; then \
+	  echo "setup-system: installing$$missing"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	else \
-	  echo "setup-system: install bubblewrap (the grading sandbox) and chromium (the browser test) with your package manager"; \
+	  echo "setup-system: please install$$missing with your package manager (grading sandbox, browser test, Spark)"; \
 	fi
 
 # Benchmarks (bench/README.md): every ratio against the lab's recipe, measured side by side in one
