@@ -206,14 +206,24 @@ def num_tokens_from_messages(
     """Tokens of one chat example, the cookbook's way: 3 per message, every string value
     encoded, 1 more per ``name``, 3 to prime the reply."""
     enc = encoding_for(model, encoding)
-    total = 0
+    return _count(messages, enc, tokens_per_message, tokens_per_name)[0]
+
+
+def _count(
+    messages: Sequence[Mapping[str, Any]], enc, tokens_per_message: int = 3, tokens_per_name: int = 1
+) -> tuple[int, int]:
+    """``(total, assistant)`` tokens of one example, encoding every value once."""
+    total = assistant = 0
     for message in messages:
         total += tokens_per_message
         for key, value in message.items():
-            total += _value_tokens(enc, value)
+            n = _value_tokens(enc, value)
+            total += n
             if key == "name":
                 total += tokens_per_name
-    return total + 3  # every reply is primed with <|start|>assistant<|message|>
+            elif key == "content" and message.get("role") == "assistant":
+                assistant += n
+    return total + 3, assistant  # every reply is primed with <|start|>assistant<|message|>
 
 
 def num_assistant_tokens_from_messages(
@@ -241,8 +251,9 @@ def example_token_counts(
     counts: dict[str, list[int]] = {"total_tokens": [], "assistant_tokens": [], "n_messages": []}
     for example in examples:
         messages = example["messages"]
-        counts["total_tokens"].append(num_tokens_from_messages(messages, encoding=enc))
-        counts["assistant_tokens"].append(num_assistant_tokens_from_messages(messages, encoding=enc))
+        total, assistant = _count(messages, enc)  # one encode per value for both counts
+        counts["total_tokens"].append(total)
+        counts["assistant_tokens"].append(assistant)
         counts["n_messages"].append(len(messages))
     return counts
 

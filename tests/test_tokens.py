@@ -237,3 +237,23 @@ def test_reference_data_distribution(model, expected):
     assert d["count"] == 10
     assert {k: d[k] for k in expected} == pytest.approx(expected)
     assert all(a < t for a, t in zip(counts["assistant_tokens"], counts["total_tokens"], strict=True))
+
+
+def test_example_token_counts_agree_with_the_per_example_functions() -> None:
+    """example_token_counts encodes each value once; it must count exactly what the two public
+    functions count, names, multi-turn and content parts included."""
+    examples = [
+        {"messages": [{"role": "system", "content": "Be brief."},
+                      {"role": "user", "name": "ada", "content": "Hi there"},
+                      {"role": "assistant", "content": "Hello!"},
+                      {"role": "user", "content": "And again?"},
+                      {"role": "assistant", "name": "bot", "content": "Hello again.", "weight": 1}]},
+        {"messages": [{"role": "user", "content": [{"type": "text", "text": "parts"}]},
+                      {"role": "assistant", "content": "ok"}]},
+    ]
+    for model in ("gpt-4o", "gpt-35-turbo"):
+        counts = tokens.example_token_counts(examples, model=model)
+        assert counts["total_tokens"] == [
+            tokens.num_tokens_from_messages(e["messages"], model=model) for e in examples]
+        assert counts["assistant_tokens"] == [
+            tokens.num_assistant_tokens_from_messages(e["messages"], model=model) for e in examples]
