@@ -65,6 +65,7 @@ def test_committed_release_is_what_generate_assignment_makes(course):
         assert marker not in text
 
 
+@pytest.mark.slow  # tests/test_release.py's CI check grades every assignment the same way
 def test_source_scores_full_and_untouched_release_zero(course):
     from autograder import grading
 
