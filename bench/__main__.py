@@ -50,11 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         print(f"\n=== bench.{name} ({args.profile}) ===", flush=True)
         t0 = time.time()
-        code = subprocess.call(
-            [sys.executable, "-m", f"bench.{name}", "--profile", args.profile,
-             "--out-dir", args.out_dir],
-            cwd=root,
-        )
+        # The default folder is not passed on, so each result records the command a reader types.
+        out = [] if Path(args.out_dir).resolve() == common.RESULTS_DIR.resolve() else ["--out-dir", args.out_dir]
+        code = subprocess.call([sys.executable, "-m", f"bench.{name}", "--profile", args.profile, *out],
+                               cwd=root)
         print(f"=== bench.{name}: exit {code} after {common.fmt_seconds(time.time() - t0)} ===",
               flush=True)
         if code != 0:

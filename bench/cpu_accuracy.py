@@ -20,7 +20,9 @@ Run: ``python -m bench.cpu_accuracy [--profile smoke|default|long] [--configs re
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import tempfile
 import time
 from pathlib import Path
@@ -74,6 +76,7 @@ def run_config(name: str, overrides: dict[str, Any], fast: bool, workdir: str) -
     train, evaluation = imdb.seed_subsets(data.dataset, recipe.train_size, recipe.eval_size,
                                           seed=recipe.seed)
     tokenizer = classifier.load_tokenizer(backbone)
+    tokenizer.truncation_side = recipe.truncation_side  # as the notebook does: a review's verdict is at its end
     train = imdb.tokenize_dataset(train, tokenizer, recipe.max_length)
     evaluation = imdb.tokenize_dataset(evaluation, tokenizer, recipe.max_length)
     model = classifier.build_model(backbone, tokenizer, seed=recipe.seed)
@@ -108,7 +111,8 @@ def run_config(name: str, overrides: dict[str, Any], fast: bool, workdir: str) -
     return {
         "config": name, "changes": {**overrides, **({"lora": lora} if lora else {})},
         "backbone": backbone.name, "data_source": data.source,
-        "max_length": recipe.max_length, "train_size": recipe.train_size,
+        "max_length": recipe.max_length, "truncation_side": tokenizer.truncation_side,
+        "train_size": recipe.train_size,
         "eval_size": recipe.eval_size, "epochs": recipe.epochs,
         "trainable_layers": "lora" if lora else recipe_dict["trainable_layers"],
         "learning_rate": recipe.learning_rate, "batch_size": recipe.train_batch_size,
@@ -118,6 +122,26 @@ def run_config(name: str, overrides: dict[str, Any], fast: bool, workdir: str) -
         "accuracy": scores.get("eval_accuracy"), "f1": scores.get("eval_f1"),
         "precision": scores.get("eval_precision"), "recall": scores.get("eval_recall"),
     }
+
+
+def figures(rows: list[dict[str, Any]], fast: bool) -> list[common.Ratio]:
+    """The best accuracy within each budget (the target at 30 minutes) and the shipped recipe's."""
+    out = []
+    for budget in BUDGETS_MIN:
+        within = [r for r in rows if r["total_s"] <= budget * 60]
+        best = max(within, key=lambda r: r["accuracy"], default=None)
+        out.append(common.Ratio(
+            f"best accuracy within {budget} min",
+            float(best["accuracy"]) if best else float("nan"),
+            f"{best['config']}: F1 {best['f1']:.3f}, {best['minutes']:.1f} min" if best
+            else f"no configuration finished within {budget} min", "",
+            target=TARGET_ACCURACY if budget == 30 and not fast else None, unit=""))
+    recipe = next((r for r in rows if r["config"] == "recipe"), None)
+    if recipe is not None:
+        out.append(common.Ratio("the course's CPU recipe: accuracy", float(recipe["accuracy"]),
+                                f"F1 {recipe['f1']:.3f} in {recipe['minutes']:.1f} min", "",
+                                unit=""))
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,31 +166,28 @@ def main(argv: list[str] | None = None) -> int:
                         "accuracy means nothing")
         rows = []
         with tempfile.TemporaryDirectory(prefix="bench-cpu-accuracy-") as workdir:
-            for name in names:
+            for done, name in enumerate(names, start=1):
                 row = result.measure(**run_config(name, configs[name], fast, workdir))
                 rows.append(row)
                 print(f"  {name}: accuracy {row['accuracy']:.3f}, F1 {row['f1']:.3f} after "
                       f"{common.fmt_seconds(row['total_s'])} (train "
                       f"{common.fmt_seconds(row['train_s'])}, eval {common.fmt_seconds(row['eval_s'])})",
                       flush=True)
+                if done < len(names):  # a sweep takes hours: keep what finished if it is stopped
+                    partial = dataclasses.replace(
+                        result, ratios=figures(rows, fast), notes=[
+                            *result.notes, f"partial: {done} of {len(names)} configurations "
+                            f"finished ({', '.join(r['config'] for r in rows)}); the run was "
+                            "still going when this was written"])
+                    with contextlib.redirect_stdout(io.StringIO()):
+                        partial.finish(args.out_dir, argv=argv)
         if not fast:
             result.note(f"backbone {rows[0]['backbone']} (IMDB from the {rows[0]['data_source']} "
                         f"copy), {rows[0]['eval_size']} held-out reviews; wall time includes "
                         "loading, tokenizing, training and one evaluation")
-        for budget in BUDGETS_MIN:
-            within = [r for r in rows if r["total_s"] <= budget * 60]
-            best = max(within, key=lambda r: r["accuracy"], default=None)
-            result.figure(
-                f"best accuracy within {budget} min",
-                best["accuracy"] if best else float("nan"),
-                f"{best['config']}: F1 {best['f1']:.3f}, {best['minutes']:.1f} min" if best
-                else f"no configuration finished within {budget} min",
-                target=TARGET_ACCURACY if budget == 30 and not fast else None,
-            )
-        recipe = next((r for r in rows if r["config"] == "recipe"), None)
-        if recipe is not None:
-            result.figure("the course's CPU recipe: accuracy", recipe["accuracy"],
-                          f"F1 {recipe['f1']:.3f} in {recipe['minutes']:.1f} min")
+        for figure in figures(rows, fast):
+            result.ratios.append(figure)
+            print(figure.line(NAME), flush=True)
     result.finish(args.out_dir, argv=argv)
     return 0
 

@@ -1,7 +1,8 @@
 """Grading a class: ``python -m autograder grade --jobs 1`` and ``--jobs 2`` against plain
 ``nbgrader autograde`` (one submission after another), with the same scores.
 
-For each assignment in ``source/`` and each class size N, a temporary copy of the course is
+For each English assignment in ``source/`` (a -de/-zh variant has the same code, tests and data)
+and each class size N, a temporary copy of the course is
 released (``python -m autograder release``) and filled with N sample submissions built by
 ``autograder.samples`` from the assignment's own notebooks (perfect, partial and empty ones in
 turn: every autograded cell runs, passing or failing). Each grading mode then grades a fresh copy
@@ -98,15 +99,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sizes", default=None, help="comma-separated class sizes N (default per "
                    "profile: " + "; ".join(f"{k}: {v}" for k, v in SIZES.items()) + ")")
     p.add_argument("--assignments", default=None,
-                   help="comma-separated assignment ids (default: every one in source/; the "
-                        "smoke profile grades the test fixture's 'selftest')")
+                   help="comma-separated assignment ids (default: every English one in source/, "
+                        "language variants share its code; the smoke profile grades the test "
+                        "fixture's 'selftest')")
     args = p.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else SIZES[args.profile]
 
     from autograder import grading
 
     root = FIXTURE if args.profile == "smoke" else common.ROOT
-    names = args.assignments.split(",") if args.assignments else grading.assignments(root)
+    if args.assignments:
+        names = args.assignments.split(",")
+    else:
+        # Language variants (-de, -zh) share their English assignment's code, tests and data
+        # (`autograder.i18n check` enforces it): grading them again measures the same thing.
+        from autograder import i18n
+
+        names = [n for n in grading.assignments(root) if i18n.split_variant(n)[1] is None]
     from autograder import sandbox
 
     sandboxed, why = sandbox.availability()

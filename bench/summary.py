@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import shlex
+from pathlib import Path
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -99,6 +101,33 @@ def ratio_rows(result: Mapping[str, Any]) -> list[list[str]]:
     return rows
 
 
+def display_command(command: str) -> str:
+    """The recorded command as a reader re-runs it from the repository root: the default
+    ``--out-dir`` (this checkout's ``bench/results``) dropped, other paths in the checkout made
+    relative."""
+    root = common.RESULTS_DIR.resolve().parents[1]
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return command
+    out: list[str] = []
+    skip = False
+    for i, word in enumerate(words):
+        if skip:
+            skip = False
+            continue
+        if word == "--out-dir" and i + 1 < len(words):
+            target = Path(words[i + 1])
+            if target.is_absolute() and target.name == "results" and target.parent.name == "bench":
+                skip = True  # the default: any checkout's bench/results
+                continue
+        if word.startswith("--out-dir=") and word.endswith("/bench/results"):
+            continue
+        if word.startswith(str(root) + "/"):
+            word = str(Path(word).relative_to(root))
+        out.append(word)
+    return shlex.join(out)
+
 def render(results: Mapping[str, Mapping[str, Any]], names: Iterable[str] | None = None,
            level: int = 2) -> str:
     """The Performance section for ``results`` (``common.load_results()``), markdown."""
@@ -141,7 +170,7 @@ def render(results: Mapping[str, Mapping[str, Any]], names: Iterable[str] | None
             load = f", load {m['load_average_1m']}" + (
                 f" → {m['load_average_1m_end']}" if m.get("load_average_1m_end") is not None else "")
         wall = common.fmt_seconds(result.get("wall_s") or math.nan)
-        lines += [f"Command: `{result.get('command', '')}` ({wall}{load}).", ""]
+        lines += [f"Command: `{display_command(result.get('command', ''))}` ({wall}{load}).", ""]
         rows = ratio_rows(result)
         if rows:
             lines += _table(["ratio or figure", "compared", "value", "target"], rows) + [""]

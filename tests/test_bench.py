@@ -121,6 +121,37 @@ def test_cpu_accuracy_smoke(tmp_path, capsys):
     assert all(r["unit"] == "" for r in data["ratios"]), "accuracies are figures, not ratios"
 
 
+def test_cpu_accuracy_follows_the_recipe_and_keeps_a_stopped_sweep(tmp_path, capsys, monkeypatch):
+    """The bench trains what the notebook trains: the recipe's truncation side reaches the
+    tokenizer (the CPU recipe keeps a review's *last* tokens; a bench that kept the first ones
+    measured 0.706 instead of 0.81). A sweep writes its result after every configuration, so a
+    stopped one keeps what finished."""
+    from bench import cpu_accuracy
+
+    row = cpu_accuracy.run_config("recipe", {"truncation_side": "left", "train_size": 8,
+                                             "eval_size": 8}, True, str(tmp_path / "work"))
+    assert row["truncation_side"] == "left"
+
+    written = []
+    real_run = cpu_accuracy.run_config
+
+    def run_and_look(name, *args):
+        path = tmp_path / "cpu_accuracy.json"
+        written.append(json.loads(path.read_text()) if path.exists() else None)
+        return real_run(name, *args)
+
+    monkeypatch.setattr(cpu_accuracy, "run_config", run_and_look)
+    assert cpu_accuracy.main(["--smoke", "--configs", "recipe,len64", "--out-dir", str(tmp_path)]) == 0
+    capsys.readouterr()
+    assert written[0] is None  # nothing before the first configuration finished
+    partial = written[1]
+    assert [r["config"] for r in partial["measurements"]] == ["recipe"]
+    assert any(n.startswith("partial: 1 of 2") for n in partial["notes"])
+    final = json.loads((tmp_path / "cpu_accuracy.json").read_text())
+    assert [r["config"] for r in final["measurements"]] == ["recipe", "len64"]
+    assert not any(n.startswith("partial") for n in final["notes"])
+
+
 def test_summary_renders_results(tmp_path, capsys):
     result = common.Result("token_stats", "t", "smoke", machine=common.machine())
     result.measure(examples=10, tokens=100, lab_s=0.2, course_s=0.1, floor_s=0.05,
@@ -139,6 +170,16 @@ def test_summary_renders_results(tmp_path, capsys):
     assert "`python -m bench.token_stats --smoke` (" in text
     empty = summary.render({})
     assert "No benchmark results yet" in empty
+
+
+def test_summary_shows_commands_as_a_reader_types_them():
+    results = str(common.RESULTS_DIR)
+    assert (summary.display_command(f"python -m bench.grading --profile long --sizes 16 --out-dir {results}")
+            == "python -m bench.grading --profile long --sizes 16")
+    assert (summary.display_command("python -m bench.grading --out-dir /tmp/elsewhere")
+            == "python -m bench.grading --out-dir /tmp/elsewhere")
+    other_checkout = "/home/someone/course/bench/results"
+    assert summary.display_command(f"python -m bench.emulator --out-dir {other_checkout}") == "python -m bench.emulator"
 
 
 def test_ratio_targets_and_json_without_nan(tmp_path):

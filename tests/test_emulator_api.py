@@ -545,6 +545,26 @@ def test_device_choice(monkeypatch):
 
 
 
+def test_lora_set_up_keeps_library_deprecation_warnings_off_the_notebook():
+    """peft reads transformers' deprecated ``is_gradient_checkpointing`` when it wraps a model:
+    a FutureWarning that would land in a learner's cell from the emulator's worker thread."""
+    import warnings
+
+    from peft import LoraConfig, get_peft_model
+
+    from helpers.emulator import training
+
+    model = training._tiny_model(training.load_tokenizer())
+    filters_before = list(warnings.filters)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with training.quiet_progress():
+            get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", **training.LORA))
+            warnings.warn("the course's own warnings still show", UserWarning, stacklevel=1)
+    assert [str(w.message) for w in caught] == ["the course's own warnings still show"]
+    assert warnings.filters == filters_before
+
+
 def test_a_crashing_job_fails_with_its_reason_and_writes_nothing_to_stderr(tmp_path):
     """In a notebook the in-process emulator shares stderr with the learner's cells (and nbgrader
     zeroes a test cell that writes to stderr): a job that crashes is reported through the API,

@@ -150,16 +150,25 @@ def preload() -> None:
 @contextlib.contextmanager
 def quiet_progress() -> Iterator[None]:
     """No transformers progress bars ("Loading weights", "Writing model shards") while the
-    service loads or saves a model: they would land on stderr in whichever notebook cell runs."""
+    service loads or saves a model, and none of the libraries' own deprecation chatter (peft
+    reads transformers' deprecated ``is_gradient_checkpointing``): either would land on stderr in
+    whichever notebook cell runs, as a warning the learner can do nothing about."""
+    import warnings
+
     from transformers.utils import logging as hf_logging
 
     was_enabled = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            hf_logging.enable_progress_bar()
+    # catch_warnings swaps the process's filter list: the emulator's worker thread uses this
+    # around model loading only, where the notebook's thread is not changing filters.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*is_gradient_checkpointing.*",
+                                category=FutureWarning)
+        try:
+            yield
+        finally:
+            if was_enabled:
+                hf_logging.enable_progress_bar()
 
 
 def load_tokenizer():
@@ -421,7 +430,8 @@ def _train(request: TrainingRequest, observer: Observer) -> TrainingResult:
         if request.backend == "smollm2":
             from peft import LoraConfig, get_peft_model
 
-            model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", **LORA))
+            with quiet_progress():
+                model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", **LORA))
         model.to(device_for(request.backend))
         model.train()
         trainable = [p for p in model.parameters() if p.requires_grad]
