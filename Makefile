@@ -80,9 +80,10 @@ setup-system:
 	fi
 
 # Benchmarks (bench/README.md): every ratio against the lab's recipe, measured side by side in one
-# run, offline; about 30 minutes on 2 cores. BENCH_LONG=1 runs the issue's full sizes (hours).
+# run, offline; about 20 minutes on 2 idle cores (measured: bench/README.md). BENCH_LONG=1 runs
+# the issue's full sizes (hours).
 # Results: bench/results/*.json; the Performance section is printed at the end
-# (again with `$(PY) -m bench.summary`).
+# (again with `$(PY) -m bench.summary`; into the README with `--write README.md`).
 BENCH_LONG ?= 0
 bench: setup
 	BENCH_LONG=$(BENCH_LONG) $(OFFLINE) $(PY) -m bench --keep-going

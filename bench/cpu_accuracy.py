@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime as _dt
 import io
 import tempfile
 import time
@@ -46,6 +47,9 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "full-len64": {"trainable_layers": None, "max_length": 64, "learning_rate": 2e-5},
     "2-epochs": {"epochs": 2},
     "train-2000": {"train_size": 2000},
+    # Two changes at once: the longer context and twice the reviews (the two single changes
+    # that cost the most minutes), to see whether they add up within the 30-minute budget.
+    "len256-train-2000": {"max_length": 256, "train_size": 2000},
 }
 PROFILE_CONFIGS = {"smoke": ["recipe"], "default": ["recipe"], "long": list(CONFIGS)}
 
@@ -109,7 +113,7 @@ def run_config(name: str, overrides: dict[str, Any], fast: bool, workdir: str) -
     total_s = time.perf_counter() - start
     recipe_dict = recipe.as_dict()
     return {
-        "config": name, "changes": {**overrides, **({"lora": lora} if lora else {})},
+        "config": name, "measured": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"), "changes": {**overrides, **({"lora": lora} if lora else {})},
         "backbone": backbone.name, "data_source": data.source,
         "max_length": recipe.max_length, "truncation_side": tokenizer.truncation_side,
         "train_size": recipe.train_size,
@@ -122,6 +126,24 @@ def run_config(name: str, overrides: dict[str, Any], fast: bool, workdir: str) -
         "accuracy": scores.get("eval_accuracy"), "f1": scores.get("eval_f1"),
         "precision": scores.get("eval_precision"), "recall": scores.get("eval_recall"),
     }
+
+
+def previous_rows(out_dir: Path, profile: str, names: list[str]) -> dict[str, dict[str, Any]]:
+    """The rows of ``names`` in ``<out_dir>/cpu_accuracy.json`` when it was written with the same
+    profile (each row marked with when it was measured); nothing otherwise."""
+    import json
+
+    path = out_dir / f"{NAME}.json"
+    if not path.is_file():
+        return {}
+    data = json.loads(path.read_text())
+    if data.get("profile") != profile:
+        return {}
+    rows = {}
+    for row in data.get("measurements", []):
+        if row.get("config") in names and row.get("accuracy") is not None:
+            rows[row["config"]] = {**row, "measured": row.get("measured") or data.get("created")}
+    return rows
 
 
 def figures(rows: list[dict[str, Any]], fast: bool) -> list[common.Ratio]:
@@ -148,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     p = common.parser(NAME, __doc__.split("\n\n")[0])
     p.add_argument("--configs", default=None,
                    help="comma-separated configurations: " + ", ".join(CONFIGS))
+    p.add_argument("--resume", action="store_true",
+                   help="keep the rows of configurations already in the result file (same "
+                        "profile, e.g. from a stopped sweep) and train only the others")
     args = p.parse_args(argv)
     names = args.configs.split(",") if args.configs else PROFILE_CONFIGS[args.profile]
     unknown = [n for n in names if n not in CONFIGS]
@@ -164,9 +189,17 @@ def main(argv: list[str] | None = None) -> int:
         if fast:
             result.note("smoke profile: a tiny random GPT-2 and a few dozen reviews; "
                         "accuracy means nothing")
+        out_dir = Path(args.out_dir) if args.out_dir else common.RESULTS_DIR
+        carried = previous_rows(out_dir, args.profile, names) if args.resume else {}
+        if carried:
+            result.note(f"carried over from an earlier run of this benchmark (--resume): "
+                        f"{', '.join(carried)}")
         rows = []
         with tempfile.TemporaryDirectory(prefix="bench-cpu-accuracy-") as workdir:
             for done, name in enumerate(names, start=1):
+                if name in carried:
+                    rows.append(result.measure(**carried[name]))
+                    continue
                 row = result.measure(**run_config(name, configs[name], fast, workdir))
                 rows.append(row)
                 print(f"  {name}: accuracy {row['accuracy']:.3f}, F1 {row['f1']:.3f} after "

@@ -104,14 +104,21 @@ def deploy(emu, fine_tuned_model: str, name: str = "gpt-4o-ft") -> str:
     return name
 
 
-def chat_latencies(client, deployments: dict[str, str], n: int) -> dict[str, list[float]]:
-    """``n`` chat completions per deployment, interleaved; seconds each."""
+def chat_latencies(client, deployments: dict[str, str],
+                   n: int) -> tuple[dict[str, list[float]], dict[str, list[int]]]:
+    """``n`` chat completions per deployment, interleaved: seconds each, and the tokens each
+    generated (a model that stops early answers sooner: compare per generated token too)."""
     def ask(model: str):
         return lambda: client.chat.completions.create(
             model=model, messages=LAB_MESSAGES, max_tokens=MAX_TOKENS, temperature=0)
 
+    tokens: dict[str, list[int]] = {label: [] for label in deployments}
+
+    def count(label, _repeat, _seconds, response):
+        tokens[label].append(int(response.usage.completion_tokens))
+
     variants = {label: ask(model) for label, model in deployments.items()}
-    return common.interleaved(variants, repeats=n, warmup=1)
+    return common.interleaved(variants, repeats=n, warmup=1, on_result=count), tokens
 
 
 def make_big_jsonl(path: Path, megabytes: int) -> int:
@@ -198,18 +205,29 @@ def main(argv: list[str] | None = None) -> int:
                         continue
                     # chat latency on the course's fine-tuned model and the base deployment
                     deployment = deploy(emu, job.fine_tuned_model)
-                    times = chat_latencies(client, {"base": "gpt-4o", "fine-tuned": deployment},
-                                           profile["chats"])
+                    times, generated = chat_latencies(
+                        client, {"base": "gpt-4o", "fine-tuned": deployment}, profile["chats"])
+                    per_token = {}
                     for which, values in times.items():
                         stats = common.summary(values)
+                        tokens = common.median(generated[which])
+                        per_token[which] = common.median(
+                            [t / max(k, 1) for t, k in zip(values, generated[which], strict=True)])
                         result.measure(case=f"chat, {which} deployment", backend=backend,
                                        dataset=label, median_s=stats["median"], p95_s=stats["p95"],
-                                       n=stats["n"], runs_s=[round(v, 4) for v in values])
+                                       n=stats["n"], completion_tokens=tokens,
+                                       per_token_s=per_token[which],
+                                       runs_s=[round(v, 4) for v in values])
                         print(f"  {backend} chat {which}: median {common.fmt_seconds(stats['median'])}"
-                              f", p95 {common.fmt_seconds(stats['p95'])} ({stats['n']} requests)",
-                              flush=True)
+                              f", p95 {common.fmt_seconds(stats['p95'])} ({stats['n']} requests, "
+                              f"{tokens:g} tokens generated, "
+                              f"{common.fmt_seconds(per_token[which])} per token)", flush=True)
                     result.ratio(f"{backend}: chat latency, fine-tuned / base (median)",
                                  common.median(times["fine-tuned"]), common.median(times["base"]),
+                                 "fine-tuned deployment", "base deployment",
+                                 note="includes answer length: a model that stops early answers sooner")
+                    result.ratio(f"{backend}: chat latency per generated token, fine-tuned / base",
+                                 per_token["fine-tuned"], per_token["base"],
                                  "fine-tuned deployment", "base deployment",
                                  note="what serving the adapter costs; 1.0x = nothing")
                 finally:

@@ -101,11 +101,16 @@ def test_grading_smoke(tmp_path):
 
 def test_emulator_smoke(tmp_path, capsys):
     output, data = run_in_process("emulator", tmp_path, capsys)
-    check_result("emulator", output, data, ["chat latency, fine-tuned / base", "upload of"])
+    check_result("emulator", output, data, ["chat latency, fine-tuned / base", "upload of",
+                                            "chat latency per generated token"])
     cases = {row["case"]: row for row in data["measurements"]}
     job = cases["job create -> succeeded"]
     assert job["status"] == "succeeded" and job["backend"] == "tiny"
-    assert cases["chat, base deployment"]["n"] == cases["chat, fine-tuned deployment"]["n"] == 2
+    for which in ("base", "fine-tuned"):
+        chat = cases[f"chat, {which} deployment"]
+        assert chat["n"] == 2
+        assert 1 <= chat["completion_tokens"] <= data["params"]["max_tokens"]
+        assert 0 < chat["per_token_s"] <= chat["median_s"]
     upload = next(row for case, row in cases.items() if case.endswith(": upload"))
     assert upload["bytes"] >= 1_000_000 and upload["throughput_mib_s"] > 0
 
@@ -125,7 +130,7 @@ def test_cpu_accuracy_follows_the_recipe_and_keeps_a_stopped_sweep(tmp_path, cap
     """The bench trains what the notebook trains: the recipe's truncation side reaches the
     tokenizer (the CPU recipe keeps a review's *last* tokens; a bench that kept the first ones
     measured 0.706 instead of 0.81). A sweep writes its result after every configuration, so a
-    stopped one keeps what finished."""
+    stopped one keeps what finished, and ``--resume`` goes on from it."""
     from bench import cpu_accuracy
 
     row = cpu_accuracy.run_config("recipe", {"truncation_side": "left", "train_size": 8,
@@ -150,6 +155,18 @@ def test_cpu_accuracy_follows_the_recipe_and_keeps_a_stopped_sweep(tmp_path, cap
     final = json.loads((tmp_path / "cpu_accuracy.json").read_text())
     assert [r["config"] for r in final["measurements"]] == ["recipe", "len64"]
     assert not any(n.startswith("partial") for n in final["notes"])
+
+    # --resume trains only what the result file lacks and keeps the rows it has (in the default
+    # results folder when no --out-dir is given, as `make bench` leaves it)
+    written.clear()
+    monkeypatch.setattr(common, "RESULTS_DIR", tmp_path)
+    assert cpu_accuracy.main(["--smoke", "--configs", "recipe,len64,head-only", "--resume"]) == 0
+    capsys.readouterr()
+    assert len(written) == 1, "only head-only trains again"
+    resumed = json.loads((tmp_path / "cpu_accuracy.json").read_text())
+    assert [r["config"] for r in resumed["measurements"]] == ["recipe", "len64", "head-only"]
+    assert resumed["measurements"][:2] == final["measurements"]
+    assert any("carried over" in n and "recipe, len64" in n for n in resumed["notes"])
 
 
 def test_summary_renders_results(tmp_path, capsys):
@@ -180,6 +197,37 @@ def test_summary_shows_commands_as_a_reader_types_them():
             == "python -m bench.grading --out-dir /tmp/elsewhere")
     other_checkout = "/home/someone/course/bench/results"
     assert summary.display_command(f"python -m bench.emulator --out-dir {other_checkout}") == "python -m bench.emulator"
+
+
+def test_readme_performance_figures_are_the_committed_results():
+    """The README's figures are generated from bench/results/*.json, never typed: a new result
+    committed without `python -m bench.summary --write README.md` (or a hand edit) fails here."""
+    readme = ROOT / "README.md"
+    block = summary.generated_block(readme)
+    assert block is not None, "README.md lacks the bench.summary markers in its Performance section"
+    expected = summary.render(common.load_results(), heading=False)
+    assert block == expected, ("README.md's Performance figures differ from bench/results/*.json: "
+                               "run `python -m bench.summary --write README.md`")
+    section = readme.read_text().split("## Performance", 1)[1].split("\n## ", 1)[0]
+    assert summary.BEGIN in section, "the generated figures belong under '## Performance'"
+
+
+def test_summary_write_replaces_only_the_generated_block(tmp_path):
+    page = tmp_path / "README.md"
+    page.write_text(f"# Course\n\n## Performance\n\nLead.\n\n{summary.BEGIN}\nold\n{summary.END}\n\n## Next\n")
+    result = common.Result("token_stats", "t", "smoke", machine=common.machine())
+    result.ratio("lab / course at 10 examples", 0.2, 0.1, "lab loop", "helpers.tokens")
+    result.finish(tmp_path / "results", command="python -m bench.token_stats --smoke")
+    assert summary.main(["--results", str(tmp_path / "results"), "--write", str(page)]) == 0
+    text = page.read_text()
+    assert text.startswith("# Course\n\n## Performance\n\nLead.\n\n" + summary.BEGIN)
+    assert text.endswith(summary.END + "\n\n## Next\n") and "old" not in text
+    assert text.count("## Performance") == 1 and "### `bench/token_stats.py`" in text
+    assert summary.generated_block(page) == summary.render(
+        common.load_results(tmp_path / "results"), heading=False)
+    page.write_text("# no markers\n")
+    with pytest.raises(SystemExit, match="no generated block"):
+        summary.main(["--results", str(tmp_path / "results"), "--write", str(page)])
 
 
 def test_ratio_targets_and_json_without_nan(tmp_path):
