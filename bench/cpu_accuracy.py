@@ -80,7 +80,7 @@ def run_config(name: str, overrides: dict[str, Any], fast: bool, workdir: str) -
     train, evaluation = imdb.seed_subsets(data.dataset, recipe.train_size, recipe.eval_size,
                                           seed=recipe.seed)
     tokenizer = classifier.load_tokenizer(backbone)
-    tokenizer.truncation_side = recipe.truncation_side  # as the notebook does: a review's verdict is at its end
+    tokenizer.truncation_side = recipe.truncation_side  # as the notebook: keep a review's end
     train = imdb.tokenize_dataset(train, tokenizer, recipe.max_length)
     evaluation = imdb.tokenize_dataset(evaluation, tokenizer, recipe.max_length)
     model = classifier.build_model(backbone, tokenizer, seed=recipe.seed)
@@ -113,7 +113,8 @@ def run_config(name: str, overrides: dict[str, Any], fast: bool, workdir: str) -
     total_s = time.perf_counter() - start
     recipe_dict = recipe.as_dict()
     return {
-        "config": name, "measured": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"), "changes": {**overrides, **({"lora": lora} if lora else {})},
+        "config": name, "measured": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "changes": {**overrides, **({"lora": lora} if lora else {})},
         "backbone": backbone.name, "data_source": data.source,
         "max_length": recipe.max_length, "truncation_side": tokenizer.truncation_side,
         "train_size": recipe.train_size,
