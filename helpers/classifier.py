@@ -11,8 +11,8 @@ The pieces a notebook should not retype, in the order it uses them:
   ``label2id`` and ``pad_token_id`` in the config (without it GPT-2 cannot find the last real
   token of a padded batch and refuses batches larger than one).
 - `default_recipe`: sizes, sequence length, epochs, batch sizes, learning rate and how many
-  layers train, for the device and backbone at hand (the lab's on a GPU, a 15-minute recipe
-  on a CPU, seconds in fast mode).
+  layers train, for the device and backbone at hand (the lab's on a GPU, minutes on a CPU,
+  seconds in fast mode).
 - `freeze_lower_layers`: train only the top blocks and the head (the CPU recipe).
 - `configure_mlflow`: a local tracking store (``sqlite:///<output>/mlflow.db``), or the
   workspace's tracking server on Databricks.
@@ -473,15 +473,31 @@ def serving_requirements() -> list[str]:
     return [f"{name}=={version(name)}" for name in ("torch", "transformers", "tokenizers")]
 
 
-def registered_model_name(name: str = "gpt2_imdb") -> str | None:
-    """On Databricks, the Unity Catalog name to register the model under
-    (``<catalog>.<schema>.<name>``, from ``COURSE_UC_CATALOG``/``COURSE_UC_SCHEMA`` as in
-    `helpers.platform.volume_root`); elsewhere ``None`` (the run keeps the model, no registry)."""
+def registered_model_name(name: str = "gpt2_imdb", user: str | None = None) -> str | None:
+    """On Databricks, the Unity Catalog name to register the model under; elsewhere ``None``
+    (the run keeps the model, no registry).
+
+    The name is ``<catalog>.<schema>.<name>_<user>`` (catalog and schema from
+    ``COURSE_UC_CATALOG``/``COURSE_UC_SCHEMA`` as in `helpers.platform.volume_root`; ``user`` by
+    default `helpers.databricks.current_user`, made a name by `helpers.databricks.user_slug`):
+    only a registered model's owner may add versions to it, so in a schema the class shares a
+    name of its own per student is what lets every student register. ``COURSE_UC_MODEL_NAME``
+    replaces ``<name>_<user>``; when the user cannot be found the name is ``<name>`` alone."""
     if not platform.is_databricks():
         return None
+    from helpers import databricks
+
     catalog = os.environ.get("COURSE_UC_CATALOG", "main")
     schema = os.environ.get("COURSE_UC_SCHEMA", "default")
-    return f"{catalog}.{schema}.{name}"
+    model = os.environ.get("COURSE_UC_MODEL_NAME", "").strip()
+    if model and not (model.isascii() and model.replace("_", "").isalnum()):
+        raise ValueError(
+            f"COURSE_UC_MODEL_NAME={model!r}: a model name is letters, digits and underscores only "
+            "(the catalog and schema come from COURSE_UC_CATALOG and COURSE_UC_SCHEMA)")
+    if not model:
+        user = databricks.current_user() if user is None else user
+        model = f"{name}_{databricks.user_slug(user)}" if user else name
+    return f"{catalog}.{schema}.{model}"
 
 
 def history_frame(log_history: list[dict[str, Any]]):

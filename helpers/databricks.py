@@ -9,6 +9,10 @@
   environment, else, on Databricks, from the course's secret scope (``dbutils.secrets``).
 - `create_volume`: the Unity Catalog schema and volume the course writes to
   (``helpers.platform.volume_root``), created if missing.
+- `current_user` / `user_slug`: who runs the notebook (``SELECT current_user()``), and that
+  name as a Unity Catalog identifier, so that each student registers a model of their own
+  (``helpers.classifier.registered_model_name``): only a registered model's owner may add
+  versions to it.
 
 Where data and outputs go (the volume) and which MLflow tracking server is used (the
 workspace's) is decided in ``helpers.platform``; course/databricks.md walks through the set-up.
@@ -17,6 +21,7 @@ workspace's) is decided in ``helpers.platform``; course/databricks.md walks thro
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -173,3 +178,52 @@ def create_volume(spark: Any | None = None) -> str:
     spark.sql(f"CREATE SCHEMA IF NOT EXISTS `{catalog}`.`{schema}`")
     spark.sql(f"CREATE VOLUME IF NOT EXISTS `{catalog}`.`{schema}`.`{volume}`")
     return f"{catalog}.{schema}.{volume}"
+
+
+def current_user(spark: Any | None = None) -> str | None:
+    """The workspace user running this code, as Databricks names it (``SELECT current_user()``:
+    an e-mail address, or a service principal's application id); None outside Databricks or when
+    no Spark session answers.
+
+    ``spark`` defaults to the notebook's own ``spark`` (from IPython's namespace), else the active
+    session; no session is started for the question."""
+    if spark is None:
+        if not platform.is_databricks():
+            return None
+        spark = _active_spark()
+        if spark is None:
+            return None
+    try:
+        row = spark.sql("SELECT current_user() AS user").first()
+    except Exception:  # noqa: BLE001 - py4j / Spark Connect raise their own errors
+        return None
+    user = str(row[0]).strip() if row is not None and row[0] is not None else ""
+    return user or None
+
+
+def _active_spark() -> Any | None:
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+    except ImportError:  # pragma: no cover - IPython is always there with Jupyter
+        shell = None
+    if shell is not None and "spark" in shell.user_ns:
+        return shell.user_ns["spark"]
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        return None
+    return SparkSession.getActiveSession()
+
+
+def user_slug(user: str) -> str:
+    """``user`` as a Unity Catalog name part: lower case, every run of characters other than
+    letters and digits turned into one ``_`` (``Jane.Doe@example.com`` → ``jane_doe_example_com``).
+
+    Raises ValueError for a name with no letter or digit."""
+    slug = re.sub(r"[^a-z0-9]+", "_", user.strip().lower()).strip("_")
+    if not slug:
+        raise ValueError(f"cannot turn the user name {user!r} into a Unity Catalog name: it has "
+                         "no letter or digit; set COURSE_UC_MODEL_NAME to the model name to use")
+    return slug
