@@ -54,23 +54,41 @@ except OSError:  # a read-only course copy: the formgrader says the exchange is 
 c.Execute.timeout = int(os.environ.get("COURSE_CELL_TIMEOUT", "180"))
 c.Execute.interrupt_on_timeout = True
 
+# A deleted test cell is put back from the source and decided like any other (without this,
+# nbgrader leaves it out and the cell keeps no score).
+c.OverwriteCells.add_missing_cells = True
+
 try:
     from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
-    from nbgrader.preprocessors import ClearHiddenTests, GetGrades
+    from nbgrader.preprocessors import GetGrades
 
-    # Feedback shows the student's notebook with scores, never the hidden tests' source.
-    c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPreprocessor]
+    from autograder.safe_html import FeedbackHiddenTests, SafeHTML
+
+    # No student HTML or JavaScript runs in an instructor's or a student's page: every notebook
+    # the formgrader or the feedback renders goes through SafeHTML first (autograder/safe_html.py).
+    c.HTMLExporter.sanitize_html = True
+    c.HTMLExporter.preprocessors = [SafeHTML]
+    # Feedback shows the student's notebook with scores, never the hidden tests' source (and a
+    # student's text that merely contains nbgrader's markers does not stop it).
+    c.GenerateFeedback.preprocessors = [GetGrades, FeedbackHiddenTests, SafeHTML,
+                                        CSSHTMLHeaderPreprocessor]
 except ImportError:  # nbgrader missing: the config is still read by plain Jupyter
     pass
 
 try:
     # Student code runs while grading: every grading kernel starts in a bubblewrap sandbox
-    # (no network, a private copy of the submission's folder, read-only course code, no
-    # gradebook, an unprivileged uid). Without bubblewrap it warns loudly and runs unsandboxed.
-    # Grading kernels get COURSE_FAST=1 and NBGRADER_EXECUTION (see autograder/sandbox.py).
-    from autograder.sandbox import autograde_preprocessors
+    # under the course's resource limits (autograder/sandbox.py, autograder/limits.py; change
+    # them with AUTOGRADER_LIMITS), and every test cell is decided by the checker, a separate
+    # process, from plain answers the kernel gives it (autograder/execute.py,
+    # autograder/checker.py). Without bubblewrap it warns loudly and runs unsandboxed.
+    from autograder.execute import autograde_preprocessors
 
-    c.Autograde.autograde_preprocessors = autograde_preprocessors()
+    preprocessors = autograde_preprocessors()
+    # The graded notebook (opened by instructors) is sanitised like the HTML pages.
+    preprocessors.insert(preprocessors.index(next(p for p in preprocessors
+                                                  if p.__name__ == "SandboxedExecute")) + 1,
+                         SafeHTML)
+    c.Autograde.autograde_preprocessors = preprocessors
 except Exception as exc:  # noqa: BLE001 - a broken checkout must not stop nbgrader
     print(f"nbgrader_config.py: WARNING: grading sandbox not loaded ({exc})", file=sys.stderr)
 

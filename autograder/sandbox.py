@@ -1,19 +1,29 @@
 """The grading sandbox: every kernel that runs student code while autograding starts inside
-bubblewrap (``bwrap``, Debian package ``bubblewrap``).
+bubblewrap (``bwrap``, Debian package ``bubblewrap``), under the limits of
+:mod:`autograder.limits`.
 
 What the kernel gets:
 
 - **no network**: its own network namespace (not even the host's loopback); the grader talks to
   it over ZeroMQ ``ipc`` sockets (Unix sockets in a private folder), which need no network;
-- **a private copy of its working folder**: the data files of the submission's folder (no
-  notebooks: the notebook being graded holds the hidden tests), writable, thrown away afterwards;
-- **read-only course code**: the system (``/usr``, ``/etc``), the Python environment, and the
-  ``helpers`` and ``autograder`` packages, each bound alone; nothing else of the course: no
-  ``source/``, no ``submitted/``, no gradebook, no other student's folder;
-- **an unprivileged uid** (``nobody``, with every capability dropped) when the grader is root;
-  a normal user's grader runs bwrap in a user namespace as that user;
-- a filtered environment: ``NBGRADER_EXECUTION``, ``COURSE_FAST=1`` (fast mode), offline flags,
-  ``COURSE_*``; never the grader's secrets (``AZURE_OPENAI_API_KEY`` and the like).
+- **a private, size-limited working folder**: a tmpfs of ``limits.workdir`` bytes holding a copy
+  of the submission folder's data files (no notebooks: the notebook being graded holds the hidden
+  tests); ``/tmp`` and ``/dev/shm`` are tmpfs of ``limits.tmp`` bytes; all thrown away afterwards;
+- **read-only system and Python code**: ``/usr``, ``/etc``, the Python environment and the
+  ``helpers`` package; **not** the instructor-only ``autograder`` package (the checks and their
+  reference answers), nothing else of the course: no ``source/``, no ``submitted/``, no
+  gradebook, no other student's folder;
+- **a user id of its own** (with every capability dropped) when the grader is root, so that the
+  process limit counts this kernel alone; a normal user's grader runs bwrap in a user namespace;
+- **limits** on memory, processes and threads, CPU time, file size and open files (a cgroup
+  where one can be made, and per-process rlimits always), see :mod:`autograder.limits`;
+- **only named environment variables**: ``NBGRADER_EXECUTION``, ``COURSE_FAST``, locale and
+  thread settings, offline flags; never the grader's secrets (``AZURE_OPENAI_API_KEY`` and the
+  like) nor other ``COURSE_*`` settings.
+
+The kernel's answers to the checker (:mod:`autograder.checker`) travel over the same Jupyter
+channels as its outputs; the checker's own emulator listens on a Unix socket in a root-owned
+folder the kernel can connect to but not change.
 
 The kernel gets ``JPY_PARENT_PID=1``: in its pid namespace its parent is bwrap's pid 1,
 and ipykernel would take that for "parent exited"; ``--die-with-parent`` ends it instead.
@@ -24,9 +34,9 @@ Where bubblewrap is missing or cannot make namespaces, the kernel runs without a
 loud warning says so (stderr and nbgrader's log); ``AUTOGRADER_SANDBOX=require`` turns that into
 an error, ``AUTOGRADER_SANDBOX=off`` skips the sandbox on purpose (it still warns).
 
-nbgrader_config.py installs :class:`SandboxedExecute` in place of nbgrader's ``Execute`` through
-:func:`autograde_preprocessors`, so ``nbgrader autograde``, ``python -m autograder grade`` and
-the formgrader's "autograde" button all grade in the sandbox.
+nbgrader_config.py installs :class:`autograder.execute.SandboxedExecute` in place of nbgrader's
+``Execute``, so ``nbgrader autograde``, ``python -m autograder grade`` and the formgrader's
+"autograde" button all grade in the sandbox, with the checker deciding every test cell.
 """
 
 from __future__ import annotations
@@ -43,16 +53,15 @@ from typing import Any
 
 from jupyter_client.manager import AsyncKernelManager
 
-#: Unprivileged identity for the kernel when the grader runs as root.
-NOBODY_UID = 65534
-NOBODY_GID = 65534
+from autograder import limits as limits_module
 
-#: Environment variables passed into the kernel (besides ``COURSE_*``).
+#: Environment variables passed into the kernel, by name (nothing else reaches it).
 PASSED_ENV = (
     "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TERM",
     "NBGRADER_EXECUTION", "NBGRADER_VALIDATING",
     "JPY_SESSION_NAME",
-    "TIKTOKEN_CACHE_DIR", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "PYTHONHASHSEED",
+    "TIKTOKEN_CACHE_DIR", "PYTHONHASHSEED",
+    "COURSE_FAST",
 )
 #: Set inside the sandbox whatever the grader has.
 FORCED_ENV = {
@@ -63,7 +72,13 @@ FORCED_ENV = {
     "COURSE_NETWORK": "blocked",
     "MPLBACKEND": "Agg",
     "PYTHONDONTWRITEBYTECODE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
 }
+#: Thread pools sized for a grading kernel (within the process limit), unless the grader sets them.
+THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "RAYON_NUM_THREADS")
+#: Where the sandbox sees the submission's staged data files before they are copied into the
+#: size-limited working folder.
+STAGE = "/run/course-stage"
 
 WARNING = (
     "WARNING: GRADING WITHOUT A SANDBOX: {reason}. Student code runs with the grader's rights: "
@@ -98,7 +113,7 @@ def _namespace_flags() -> list[str]:
 def _probe(bwrap: str) -> str | None:
     """None when ``bwrap`` can build our sandbox here, else the reason it cannot."""
     cmd = [bwrap, *_namespace_flags(), "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev",
-           "true"]
+           "--size", "1048576", "--tmpfs", "/tmp", "true"]
     try:
         result = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -122,10 +137,11 @@ def availability() -> tuple[bool, str]:
     return True, f"bubblewrap {bwrap}"
 
 
-def _package_dirs() -> list[Path]:
-    """The folders of the course's own packages, bound read-only into the sandbox."""
+def _package_dirs(names: tuple[str, ...] = ("helpers",)) -> list[Path]:
+    """The folders of the course's packages the kernel may import (``helpers`` only: the
+    ``autograder`` package, with the checks and their reference answers, stays outside)."""
     dirs = []
-    for name in ("helpers", "autograder"):
+    for name in names:
         spec = importlib.util.find_spec(name)
         if spec is not None and spec.submodule_search_locations:
             dirs.extend(Path(p).resolve() for p in spec.submodule_search_locations)
@@ -155,16 +171,25 @@ def _parents_755(path: Path, made: set[Path]) -> list[str]:
     return args
 
 
+def _hidden(path: Path, hidden: list[Path]) -> bool:
+    return any(path == h or h in path.parents or path in h.parents for h in hidden)
+
+
 def bwrap_command(
     kernel_cmd: list[str],
     *,
     workdir: Path,
     private_dir: Path,
     ipc_dir: Path,
+    checker_dir: Path | None = None,
+    limits: limits_module.Limits | None = None,
+    uid: int | None = None,
     bwrap: str = "bwrap",
 ) -> list[str]:
-    """The bwrap command line that runs ``kernel_cmd`` with ``private_dir`` mounted at
-    ``workdir`` (the kernel's working folder) and ``ipc_dir`` (sockets, connection file)."""
+    """The bwrap command line that runs ``kernel_cmd`` in ``workdir`` (a size-limited tmpfs
+    filled from ``private_dir``), with ``ipc_dir`` (sockets, connection file) writable and
+    ``checker_dir`` (the checker's socket) reachable."""
+    limits = limits or limits_module.current()
     args = [bwrap, *_namespace_flags()]
     # The base system, read-only. Merged-/usr systems have /bin, /lib... as symlinks.
     args += ["--ro-bind", "/usr", "/usr"]
@@ -175,8 +200,12 @@ def bwrap_command(
         elif p.is_dir():
             args += ["--ro-bind", top, top]
     args += ["--ro-bind", "/etc", "/etc", "--proc", "/proc", "--dev", "/dev",
-             "--perms", "1777", "--tmpfs", "/tmp"]
-    made: set[Path] = {Path("/tmp")}
+             "--perms", "1777", "--size", str(limits.tmp), "--tmpfs", "/tmp",
+             "--perms", "1777", "--size", str(limits.tmp), "--tmpfs", "/dev/shm"]
+    made: set[Path] = {Path("/tmp"), Path("/dev"), Path("/dev/shm")}
+    # The instructor-only package must not be readable, even when it sits inside a bound
+    # folder (an editable install puts it beside helpers; a plain one in site-packages).
+    hidden = _package_dirs(("autograder",))
     ro = [Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve(),
           Path(sys.executable).resolve().parent, *_package_dirs(), *_extra_ro_paths()]
     seen: set[Path] = set()
@@ -185,34 +214,43 @@ def bwrap_command(
             continue
         seen.add(path)
         args += _parents_755(path, made) + ["--ro-bind", str(path), str(path)]
-    # The sockets folder and the private working copy, writable (bound last: a bind inside a
-    # read-only one still works).
-    for src, dest in ((ipc_dir, ipc_dir), (private_dir, workdir)):
-        args += _parents_755(dest, made) + ["--bind", str(src), str(dest)]
+    for path in hidden:  # an empty folder over it, wherever it is bound
+        if any(parent in seen for parent in path.parents) or path in seen:
+            args += ["--perms", "0000", "--tmpfs", str(path)]
+    # The staged data (read-only), the working folder (a tmpfs the kernel's user fills from the
+    # stage), the sockets folder, the checker's folder.
+    args += _parents_755(Path(STAGE), made) + ["--ro-bind", str(private_dir), STAGE]
+    args += _parents_755(workdir, made) + ["--perms", "0777", "--size", str(limits.workdir),
+                                            "--tmpfs", str(workdir)]
+    args += _parents_755(ipc_dir, made) + ["--bind", str(ipc_dir), str(ipc_dir)]
+    if checker_dir is not None:
+        args += _parents_755(checker_dir, made) + ["--bind", str(checker_dir), str(checker_dir)]
     # jupyter_client always sets JPY_PARENT_PID; ipykernel never polls a parent of pid 1.
     args += ["--chdir", str(workdir), "--setenv", "JPY_PARENT_PID", "1"]
+    stage = [sys.executable, "-c", limits_module.STAGE_COPY, STAGE, str(workdir)]
     if os.geteuid() == 0:
-        args += ["--", "setpriv", f"--reuid={NOBODY_UID}", f"--regid={NOBODY_GID}",
+        uid = limits_module.unique_uid() if uid is None else uid
+        args += ["--", "setpriv", f"--reuid={uid}", f"--regid={uid}",
                  "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--"]
     else:
         args += ["--"]
-    return args + list(kernel_cmd)
+    return args + stage + list(kernel_cmd)
 
 
 def kernel_env(env: dict[str, str] | None, *, pythonpath: list[Path], sandboxed: bool) -> dict[str, str]:
-    """The environment a grading kernel gets: a filtered copy of ``env``."""
+    """The environment a grading kernel gets: the named variables of ``env`` only."""
     env = dict(os.environ if env is None else env)
-    out = {k: v for k, v in env.items() if k in PASSED_ENV or k.startswith("COURSE_")}
+    out = {k: v for k, v in env.items() if k in PASSED_ENV}
     out.setdefault("COURSE_FAST", "1")
+    threads = str(max(1, min(4, os.cpu_count() or 1)))
+    for key in THREAD_ENV:
+        out[key] = env.get(key) or threads
     bin_dirs = [str(Path(sys.prefix) / "bin"), "/usr/local/bin", "/usr/bin", "/bin"]
     out["PATH"] = os.pathsep.join(dict.fromkeys(bin_dirs))
     out["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(str(p) for p in pythonpath))
     if sandboxed:
         out.update(FORCED_ENV)
         out["HOME"] = "/tmp"
-        # Paths of the grader's machine mean nothing inside the sandbox.
-        for key in ("COURSE_ROOT", "COURSE_DATA_DIR", "COURSE_OUTPUT_DIR"):
-            out.pop(key, None)
     else:
         out["HOME"] = env.get("HOME", "/tmp")
         for key in FORCED_ENV:
@@ -220,6 +258,14 @@ def kernel_env(env: dict[str, str] | None, *, pythonpath: list[Path], sandboxed:
                 out[key] = env[key]
         out.setdefault("MPLBACKEND", "Agg")
     return out
+
+
+def checker_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of the checker process: the grader's, in the kernel's mode and offline."""
+    env = dict(os.environ if env is None else env)
+    env["COURSE_FAST"] = env.get("COURSE_FAST") or "1"
+    env.update({k: v for k, v in FORCED_ENV.items() if k != "PYTHONDONTWRITEBYTECODE"})
+    return env
 
 
 def _copy_private(src: Path, dest: Path) -> None:
@@ -247,11 +293,15 @@ def _chown_tree(path: Path, uid: int, gid: int) -> None:
 
 
 class SandboxKernelManager(AsyncKernelManager):
-    """A kernel manager that starts the kernel inside bubblewrap (see the module's doc)."""
+    """A kernel manager that starts the kernel inside bubblewrap, under the course's limits
+    (see the module's doc)."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._sandbox_root: Path | None = None
+        self.limits = limits_module.current()
+        self.cgroup: limits_module.KernelCgroup | None = None
+        self.uid = limits_module.unique_uid() if os.geteuid() == 0 else os.getuid()
         self.sandboxed, self.sandbox_reason = availability()
         if not self.sandboxed:
             if sandbox_setting() == "require":
@@ -261,11 +311,14 @@ class SandboxKernelManager(AsyncKernelManager):
             message = WARNING.format(reason=self.sandbox_reason)
             self.log.warning(message)
             print(message, file=sys.stderr, flush=True)
+            self.checker_dir = Path(tempfile.mkdtemp(prefix="agc-"))
         else:
             # Short path: Unix socket names are limited to 107 bytes.
             self._sandbox_root = Path(tempfile.mkdtemp(prefix="agk-", dir="/tmp"))
-            (self._sandbox_root / "ipc").mkdir()
-            (self._sandbox_root / "work").mkdir()
+            self._sandbox_root.chmod(0o755)
+            for name in ("ipc", "work", "checker"):
+                (self._sandbox_root / name).mkdir(mode=0o755)
+            self.checker_dir = self._sandbox_root / "checker"
             self.transport = "ipc"
             self.ip = str(self._sandbox_root / "ipc" / "k")
             self.connection_file = str(self._sandbox_root / "ipc" / "kernel.json")
@@ -277,19 +330,40 @@ class SandboxKernelManager(AsyncKernelManager):
             pythonpath=[p.parent for p in _package_dirs()],
             sandboxed=self.sandboxed,
         )
+        self.cgroup = limits_module.make_cgroup(self.limits)
         if not self.sandboxed:
-            return kernel_cmd, kw
+            return limits_module.launcher_command(sys.executable, self.limits, self.cgroup,
+                                                  kernel_cmd), kw
         assert self._sandbox_root is not None
         workdir = Path(kw.get("cwd") or os.getcwd()).resolve()
         private = self._sandbox_root / "work"
         _copy_private(workdir, private)
         if os.geteuid() == 0:
-            _chown_tree(self._sandbox_root, NOBODY_UID, NOBODY_GID)
+            _chown_tree(self._sandbox_root / "ipc", self.uid, self.uid)
         kernel_cmd = bwrap_command(
             kernel_cmd, workdir=workdir, private_dir=private, ipc_dir=self._sandbox_root / "ipc",
+            checker_dir=self.checker_dir, limits=self.limits, uid=self.uid,
             bwrap=shutil.which("bwrap") or "bwrap",
         )
-        return kernel_cmd, kw
+        return limits_module.launcher_command(sys.executable, self.limits, self.cgroup,
+                                              kernel_cmd), kw
+
+    def exit_status(self) -> int | None:
+        """The kernel process's exit status once it has ended (bwrap reports 128 + signal)."""
+        process = getattr(self.provisioner, "process", None)
+        return None if process is None else process.poll()
+
+    def limit_hit(self) -> str | None:
+        """Which limit ended the kernel, when one did (``"memory"``, ``"cpu_seconds"``,
+        ``"processes"``), from its exit status and its cgroups."""
+        status = self.exit_status()
+        if status in (128 + 24, -24):  # SIGXCPU
+            return "cpu_seconds"
+        if self.cgroup is not None and self.cgroup.memory_hit():
+            return "memory"
+        if self.cgroup is not None and self.cgroup.pids_hit():
+            return "processes"
+        return None
 
     async def _async_interrupt_kernel(self) -> None:
         if not self.sandboxed:
@@ -304,78 +378,17 @@ class SandboxKernelManager(AsyncKernelManager):
 
     async def _async_cleanup_resources(self, restart: bool = False) -> None:
         await super()._async_cleanup_resources(restart=restart)
-        if not restart and self._sandbox_root is not None:
-            shutil.rmtree(self._sandbox_root, ignore_errors=True)
-            self._sandbox_root = None
+        if restart:
+            return
+        if self.cgroup is not None:
+            self.cgroup.remove()
+            self.cgroup = None
+        for folder in (self._sandbox_root, self.checker_dir):
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
+        self._sandbox_root = None
 
     # AsyncKernelManager binds its public names to the base class's coroutines: rebind ours.
     pre_start_kernel = _async_pre_start_kernel
     interrupt_kernel = _async_interrupt_kernel
     cleanup_resources = _async_cleanup_resources
-
-
-DEAD_KERNEL = (
-    "the kernel died while running this cell (os._exit, a crash or out of memory); "
-    "the cells after it were not run"
-)
-
-
-def _error_output(ename: str, evalue: str) -> Any:
-    from nbformat.v4 import new_output
-
-    return new_output("error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])
-
-
-def _execute_class() -> type:
-    from nbclient.exceptions import DeadKernelError
-    from nbgrader.preprocessors import Execute
-
-    class SandboxedExecute(Execute):
-        """nbgrader's ``Execute`` with its kernels in the sandbox. A kernel that dies no longer
-        fails the whole notebook: the cell that killed it and every later code cell get an error
-        output, so the cells that passed before keep their points and the rest score zero."""
-
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            kwargs.setdefault("kernel_manager_class", SandboxKernelManager)
-            super().__init__(*args, **kwargs)
-            self._kernel_dead = False
-
-        def preprocess(self, nb: Any, resources: Any = None, km: Any = None) -> Any:
-            self._kernel_dead = False
-            return super().preprocess(nb, resources, km=km)
-
-        def preprocess_cell(self, cell: Any, resources: Any, index: int) -> Any:
-            if cell.cell_type != "code":
-                return super().preprocess_cell(cell, resources, index)
-            if self._kernel_dead:
-                cell.outputs = [_error_output("DeadKernelError",
-                                              "not run: the kernel died in an earlier cell")]
-                return cell, resources
-            try:
-                return super().preprocess_cell(cell, resources, index)
-            except DeadKernelError:
-                self._kernel_dead = True
-                self.log.error("Kernel died in cell %s: later cells are not run", index)
-                cell.outputs.append(_error_output("DeadKernelError", DEAD_KERNEL))
-                return cell, resources
-
-    SandboxedExecute.__module__ = __name__
-    return SandboxedExecute
-
-
-def __getattr__(name: str) -> Any:  # SandboxedExecute is built on first use (imports nbgrader)
-    if name == "SandboxedExecute":
-        cls = _execute_class()
-        globals()[name] = cls
-        return cls
-    raise AttributeError(name)
-
-
-def autograde_preprocessors() -> list[type]:
-    """nbgrader's autograde preprocessors with ``Execute`` replaced by ``SandboxedExecute``."""
-    from nbgrader.converters.autograde import Autograde
-    from nbgrader.preprocessors import Execute
-
-    default = Autograde.class_traits()["autograde_preprocessors"].default()
-    sandboxed = __getattr__("SandboxedExecute")
-    return [sandboxed if p is Execute else p for p in default]
