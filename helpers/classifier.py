@@ -276,7 +276,12 @@ def configure_mlflow(output_dir: str | Path | None = None, experiment: str = MLF
     import mlflow
 
     uri = mlflow_tracking_uri(output_dir)
+    user_setting = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(uri)
+    # MLflow also exports the URI as MLFLOW_TRACKING_URI (for subprocesses); left there, it would
+    # pass for the user's setting and pin every later call to this run's store.
+    if user_setting is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
     if uri.startswith("databricks") and not experiment.startswith("/"):
         experiment = f"/Shared/fine-tuning-course/{experiment}"
     mlflow.set_experiment(experiment)
