@@ -132,6 +132,91 @@ def test_mlflow_tracking_uri(tmp_path, monkeypatch):
     assert classifier.registered_model_name() is None
 
 
+@pytest.fixture
+def mlflow_state(monkeypatch):
+    """MLflow's process-wide tracking URI and experiment, restored after the test; no
+    MLFLOW_TRACKING_URI and no Databricks to start with."""
+    import mlflow
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("DATABRICKS_RUNTIME_VERSION", raising=False)
+    saved = mlflow.get_tracking_uri()
+    yield mlflow
+    mlflow.set_tracking_uri(saved)
+
+
+def _experiments(db) -> list[tuple[str, str]]:
+    """The experiments in an MLflow SQLite store, read with sqlite3 (not MLflow)."""
+    import sqlite3
+
+    with sqlite3.connect(db) as con:
+        return con.execute("SELECT name, lifecycle_stage FROM experiments ORDER BY name").fetchall()
+
+
+def test_configure_mlflow_makes_a_local_store_with_the_experiment(mlflow_state, tmp_path):
+    mlflow = mlflow_state
+    uri = classifier.configure_mlflow(tmp_path / "out")
+    db = tmp_path / "out" / "mlflow.db"
+    assert uri == f"sqlite:///{db}"
+    assert mlflow.get_tracking_uri() == uri
+    assert ("gpt2-imdb", "active") in _experiments(db)
+    # a run started now is recorded in that experiment of that store
+    with mlflow.start_run() as run:
+        mlflow.log_metric("eval_accuracy", 0.75)
+    import sqlite3
+
+    with sqlite3.connect(db) as con:
+        (name,) = con.execute("SELECT e.name FROM runs r JOIN experiments e "
+                              "ON r.experiment_id = e.experiment_id WHERE r.run_uuid = ?",
+                              (run.info.run_id,)).fetchone()
+    assert name == "gpt2-imdb"
+    # configuring again (a second training run) reuses the experiment
+    assert classifier.configure_mlflow(tmp_path / "out", experiment="gpt2-imdb") == uri
+    assert [e for e in _experiments(db) if e[0] == "gpt2-imdb"] == [("gpt2-imdb", "active")]
+
+
+def test_configure_mlflow_follows_each_output_folder(mlflow_state, tmp_path):
+    """Two runs with two output folders in one process get two stores: the URI MLflow itself
+    exports (it sets MLFLOW_TRACKING_URI for subprocesses) is not taken for a user's setting."""
+    first = classifier.configure_mlflow(tmp_path / "a")
+    second = classifier.configure_mlflow(tmp_path / "b", experiment="other")
+    assert (first, second) == (f"sqlite:///{tmp_path}/a/mlflow.db", f"sqlite:///{tmp_path}/b/mlflow.db")
+    assert ("other", "active") in _experiments(tmp_path / "b" / "mlflow.db")
+    assert "other" not in [name for name, _ in _experiments(tmp_path / "a" / "mlflow.db")]
+
+
+def test_configure_mlflow_honours_mlflow_tracking_uri(mlflow_state, tmp_path, monkeypatch):
+    store = tmp_path / "shared" / "tracking.db"
+    store.parent.mkdir()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}")
+    uri = classifier.configure_mlflow(tmp_path / "out", experiment="course-run")
+    assert uri == f"sqlite:///{store}" and mlflow_state.get_tracking_uri() == uri
+    assert ("course-run", "active") in _experiments(store)
+    assert not (tmp_path / "out" / "mlflow.db").exists()
+
+
+@pytest.mark.parametrize(("env", "experiment", "expected_uri", "expected_experiment"), [
+    ({"DATABRICKS_RUNTIME_VERSION": "15.4"}, "gpt2-imdb",
+     "databricks", "/Shared/fine-tuning-course/gpt2-imdb"),
+    ({"DATABRICKS_RUNTIME_VERSION": "15.4"}, "/Users/me@example.com/my-runs",
+     "databricks", "/Users/me@example.com/my-runs"),
+    ({"MLFLOW_TRACKING_URI": "databricks://teaching"}, "gpt2-imdb",
+     "databricks://teaching", "/Shared/fine-tuning-course/gpt2-imdb"),
+])
+def test_configure_mlflow_on_databricks_puts_experiments_in_the_workspace(
+        mlflow_state, monkeypatch, tmp_path, env, experiment, expected_uri, expected_experiment):
+    """A workspace experiment is a path: a bare name goes under /Shared/fine-tuning-course/, a
+    path stays. (No workspace here: MLflow's two calls are recorded instead of made.)"""
+    calls = []
+    monkeypatch.setattr(mlflow_state, "set_tracking_uri", lambda uri: calls.append(("uri", uri)))
+    monkeypatch.setattr(mlflow_state, "set_experiment", lambda name: calls.append(("exp", name)))
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert classifier.configure_mlflow(tmp_path, experiment=experiment) == expected_uri
+    assert calls == [("uri", expected_uri), ("exp", expected_experiment)]
+    assert not (tmp_path / "mlflow.db").exists()
+
+
 def test_plot_history_draws_training_and_evaluation_curves():
     history = [{"loss": 0.7, "step": 1, "epoch": 0.5}, {"loss": 0.6, "step": 2, "epoch": 1.0},
                {"eval_loss": 0.65, "eval_accuracy": 0.6, "eval_f1": 0.5, "step": 2, "epoch": 1.0}]

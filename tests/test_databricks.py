@@ -105,9 +105,33 @@ def test_install_cell_outside_the_git_folder_says_what_to_do(shell, monkeypatch,
     assert shell.pip_calls == []
 
 
-def test_install_cell_runs_under_ipythons_own_pip_magic_syntax(shell) -> None:
-    """The cell is plain Python (no `%` line): ruff, nbgrader and a plain kernel all parse it."""
-    compile(databricks.INSTALL_CELL, "<install cell>", "exec")
+def test_install_cell_is_plain_python_that_calls_pip_through_ipython(tmp_path: Path) -> None:
+    """The cell is plain Python (no `%` line): ruff, nbgrader and a plain interpreter all read it,
+    and it reaches `%pip` only through `get_ipython().run_line_magic`, only on Databricks."""
+    import ast
+    import os
+    import subprocess
+    import sys
+
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    cell = databricks.INSTALL_CELL
+    # IPython rewrites magics (`%pip ...`, `!pip ...`) into calls; a plain-Python cell is left as is
+    assert TransformerManager().transform_cell(cell) == cell + "\n"
+    tree = ast.parse(cell)
+    magic_calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call)
+                   and isinstance(node.func, ast.Attribute) and node.func.attr == "run_line_magic"]
+    assert len(magic_calls) == 1
+    assert isinstance(magic_calls[0].args[0], ast.Constant) and magic_calls[0].args[0].value == "pip"
+    # that call (and the restart) sit under `if os.environ.get("DATABRICKS_RUNTIME_VERSION"):`
+    (guard,) = [node for node in tree.body if isinstance(node, ast.If)]
+    assert "DATABRICKS_RUNTIME_VERSION" in ast.unparse(guard.test)
+    assert magic_calls[0] in list(ast.walk(guard))
+    # a plain interpreter (no IPython, no `get_ipython`) runs it without a word and exit 0
+    env = {k: v for k, v in os.environ.items() if k != "DATABRICKS_RUNTIME_VERSION"}
+    run = subprocess.run([sys.executable, "-c", cell], cwd=tmp_path, env=env, capture_output=True,
+                         text=True, timeout=60, check=False)
+    assert (run.returncode, run.stdout, run.stderr) == (0, "", "")
 
 
 def _notebooks() -> list[Path]:
