@@ -7,7 +7,10 @@ and ``run(args) -> int`` and imports its heavy dependencies only inside ``run``.
   files and show their token statistics (``helpers.check_data``);
 - ``emulator serve [--host] [--port] [--state-dir] [--api-key]``: the local Azure OpenAI
   fine-tuning service (``helpers.emulator.cli``);
-- ``assets``: resolve every offline asset once and print where it is (``helpers.assets``).
+- ``assets``: resolve every offline asset once and print where it is (``helpers.assets``);
+- ``azure-smoke [--timeout S] [--json]``: run assignment 02's Azure calls against the
+  configured resource with the smallest valid data and report each step
+  (``helpers.azure_smoke``).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ COMMANDS = {
     "check-data": ("helpers.check_data", "validate chat fine-tuning JSONL files"),
     "emulator": ("helpers.emulator.cli", "the local Azure OpenAI fine-tuning service"),
     "assets": ("helpers.assets", "resolve the offline assets and print where they are"),
+    "azure-smoke": ("helpers.azure_smoke", "run 02's Azure calls and report each step"),
 }
 
 

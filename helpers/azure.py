@@ -19,7 +19,9 @@ host name), ``TEMP_AUTH_TOKEN`` (``az account get-access-token``) and
 deployment's name is ``AZURE_OPENAI_FT_DEPLOYMENT`` (default ``gpt-4o-ft``) and the base model's
 deployment, used for comparisons, ``AZURE_OPENAI_BASE_DEPLOYMENT`` (default ``gpt-4o``);
 ``AZURE_OPENAI_POLL_INTERVAL`` sets the seconds between status polls (10 for Azure, 1 for a
-server on this machine). Against
+server on this machine). The base model to fine-tune comes from one place,
+:func:`choose_base_model`: ``AZURE_OPENAI_FT_MODEL``, else (on Azure) the first fine-tunable,
+non-retired model the resource lists, else the emulator's versioned gpt-4o. Against
 the in-process emulator the management calls go through the emulator's own test client and the
 token is the emulator's key.
 
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime
 import io
 import os
 import time
@@ -55,9 +58,16 @@ MANAGEMENT_API_VERSION = "2023-05-01"
 DEFAULT_MANAGEMENT_ENDPOINT = "https://management.azure.com"
 DEFAULT_FT_DEPLOYMENT = "gpt-4o-ft"
 DEFAULT_BASE_DEPLOYMENT = "gpt-4o"
+#: What the emulator fine-tunes when nothing else is configured: Azure fine-tunes *versioned*
+#: models only (the lab's bare "gpt-4o" is refused: "The specified base model does not support
+#: fine-tuning").
+EMULATOR_FT_MODEL = "gpt-4o-2024-08-06"
 #: The in-process emulator's API key (also the "management token" against it).
 EMULATOR_API_KEY = "local-emulator-key"
 TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
+#: Job statuses: Azure's FineTuningState (pending → running → succeeded | failed | cancelled,
+#: pausing → paused → resuming) and OpenAI's (validating_files → queued → running ...).
+WAITING_STATUSES = ("pending", "validating_files", "queued", "running", "pausing", "resuming")
 
 #: The upstream lab's four chat messages (from Azure's fine-tuning guide).
 LAB_MESSAGES: tuple[dict[str, str], ...] = (
@@ -85,6 +95,9 @@ class FineTuningJobError(RuntimeError):
         error = getattr(job, "error", None)
         if job.status == "cancelled":
             detail = "it was cancelled (someone called jobs.cancel, or the service stopped it)"
+        elif job.status == "paused":
+            detail = ("it is paused: client.fine_tuning.jobs.resume(job_id) continues it from "
+                      "the step it reached")
         elif error is not None and (error.message or error.code):
             param = f" (parameter: {error.param})" if error.param else ""
             detail = f"{error.code or 'error'}{param}: {error.message}"
@@ -286,6 +299,100 @@ def make_client(
     )
 
 
+# --------------------------------------------------------------------------- the base model
+
+
+@dataclass(frozen=True)
+class BaseModelChoice:
+    """The base model assignment 02 fine-tunes and why.
+
+    ``source`` is ``"AZURE_OPENAI_FT_MODEL"``, ``"models list"`` (the resource's first
+    fine-tunable, non-retired model) or ``"emulator default"``; ``retires`` is the last day
+    Azure fine-tunes it, when known; ``description`` is one sentence for the notebook to print.
+    """
+
+    model: str
+    source: Literal["AZURE_OPENAI_FT_MODEL", "models list", "emulator default"]
+    retires: datetime.date | None
+    description: str
+
+
+def _retirement(model: Any) -> datetime.date | None:
+    deprecation = getattr(model, "deprecation", None)
+    if isinstance(deprecation, dict):
+        stamp = deprecation.get("fine_tune")
+    else:
+        stamp = getattr(deprecation, "fine_tune", None)
+    if not isinstance(stamp, int | float):
+        return None
+    return datetime.datetime.fromtimestamp(stamp, datetime.UTC).date()
+
+
+def _can_fine_tune(model: Any) -> bool:
+    capabilities = getattr(model, "capabilities", None)
+    if isinstance(capabilities, dict):
+        return bool(capabilities.get("fine_tune"))
+    return bool(getattr(capabilities, "fine_tune", False))
+
+
+def _until(day: datetime.date | None) -> str:
+    return f"Azure fine-tunes it until {day.isoformat()}" if day else \
+        "the resource lists no retirement date for its fine-tuning"
+
+
+def choose_base_model(
+    backend: Backend,
+    env: Mapping[str, str] | None = None,
+    *,
+    today: datetime.date | None = None,
+) -> BaseModelChoice:
+    """The one place assignment 02 takes its base model from.
+
+    1. ``AZURE_OPENAI_FT_MODEL`` when set (used as given; Azure will say if it is refused);
+    2. on Azure, the first model of ``client.models.list()`` whose ``capabilities.fine_tune`` is
+       true and whose ``deprecation.fine_tune`` date (the model clock) is still ahead;
+    3. the emulator's versioned gpt-4o (``gpt-4o-2024-08-06``): in-process, or for a server on
+       this machine (``python -m helpers emulator serve``) that lists nothing fine-tunable today.
+
+    Raises :class:`AzureSetupError` when an Azure resource lists no model it can fine-tune
+    today."""
+    env = os.environ if env is None else env
+    today = today or datetime.datetime.now(datetime.UTC).date()
+    configured = _env(env, "AZURE_OPENAI_FT_MODEL")
+    if configured:
+        retires = None
+        if backend.kind == "azure" or backend.emulator is not None:
+            try:
+                retires = _retirement(backend.client.models.retrieve(configured))
+            except Exception:  # noqa: BLE001 - the date is a nicety; the name stays the choice
+                retires = None
+        return BaseModelChoice(configured, "AZURE_OPENAI_FT_MODEL", retires,
+                               f"Fine-tuning {configured} (set by AZURE_OPENAI_FT_MODEL); "
+                               f"{_until(retires)}.")
+    if backend.kind == "azure":
+        listed = list(backend.client.models.list())
+        for model in listed:
+            retires = _retirement(model)
+            if _can_fine_tune(model) and (retires is None or retires >= today):
+                return BaseModelChoice(model.id, "models list", retires,
+                                       f"Fine-tuning {model.id}, the first model this resource "
+                                       f"can fine-tune today; {_until(retires)}.")
+        endpoint = str(backend.client.base_url)
+        if not _is_loopback(endpoint):
+            raise AzureSetupError(
+                f"No model on this Azure OpenAI resource can be fine-tuned on {today}: every "
+                "model with capabilities.fine_tune has a deprecation.fine_tune date in the past. "
+                "Pick a model and region from Microsoft Learn's fine-tuning model table and set "
+                "AZURE_OPENAI_FT_MODEL to its versioned name (for example gpt-4.1-2025-04-14).")
+    retires = datetime.date(2026, 3, 31)  # Azure's retirement table for gpt-4o-2024-08-06
+    when = ("Azure retired its fine-tuning on" if retires < today else
+            "Azure fine-tunes it until")
+    return BaseModelChoice(EMULATOR_FT_MODEL, "emulator default", retires,
+                           f"Fine-tuning {EMULATOR_FT_MODEL} on the local emulator, which still "
+                           f"trains it as Azure did when the lab was written; {when} "
+                           f"{retires.isoformat()}.")
+
+
 # --------------------------------------------------------------------------- files and jobs
 
 
@@ -336,13 +443,19 @@ def create_job(
     training_file: str,
     validation_file: str | None = None,
     *,
-    model: str = "gpt-4o",
+    model: str = EMULATOR_FT_MODEL,
     seed: int | None = None,
     hyperparameters: Mapping[str, Any] | None = None,
     suffix: str | None = None,
+    training_type: str | None = None,
+    method: Mapping[str, Any] | None = None,
 ) -> FineTuningJob:
-    """Create a supervised fine-tuning job (the SDK call, with optional arguments left out
-    rather than sent as ``null``)."""
+    """Create a fine-tuning job (the SDK call, with optional arguments left out rather than
+    sent as ``null``). ``model`` must be a *versioned* base model (:func:`choose_base_model`)
+    or a fine-tuned model (continuous fine-tuning). ``training_type`` (``"Standard"``,
+    ``"GlobalStandard"``, ``"developer"``) is sent as Azure's ``trainingType`` only when given:
+    the GA api-version this course uses (2024-10-21) does not need it. ``method`` is e.g.
+    ``{"type": "dpo", "dpo": {"hyperparameters": {"beta": 0.1}}}`` (a preview api-version)."""
     kwargs: dict[str, Any] = {"model": model, "training_file": training_file}
     if validation_file:
         kwargs["validation_file"] = validation_file
@@ -352,6 +465,10 @@ def create_job(
         kwargs["hyperparameters"] = dict(hyperparameters)
     if suffix:
         kwargs["suffix"] = suffix
+    if method:
+        kwargs["method"] = dict(method)
+    if training_type:
+        kwargs["extra_body"] = {"trainingType": training_type}
     return client.fine_tuning.jobs.create(**kwargs)
 
 
@@ -389,7 +506,8 @@ def wait_for_job(
     """
     from tqdm.auto import tqdm
 
-    stages = {"validating_files": 1, "pending": 1, "queued": 2, "running": 3}
+    stages = {"validating_files": 1, "pending": 1, "queued": 2, "running": 3, "pausing": 3,
+              "resuming": 3}
     start = time.monotonic()
     bar = tqdm(
         total=4,
@@ -414,6 +532,8 @@ def wait_for_job(
             bar.set_postfix(postfix, refresh=True)
             if job.status in TERMINAL_STATUSES:
                 break
+            if job.status == "paused":
+                raise FineTuningJobError(job)
             if timeout is not None and time.monotonic() - start > timeout:
                 raise TimeoutError(
                     f"Job {job_id} is still {job.status} after {timeout:.0f} s. It keeps running "
@@ -626,9 +746,11 @@ def deploy(
     poll_interval: float | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, Any]:
-    """Deploy a fine-tuned model (the lab's ``PUT``) and, with ``wait``, poll until its
-    ``provisioningState`` is ``Succeeded``. Returns the deployment record. Azure takes minutes
-    to provision a fine-tuned deployment; the emulator is at once ready."""
+    """Deploy a fine-tuned model, a checkpoint's model or a checkpoint's ``ftchkpt-`` id (the
+    lab's ``PUT``) and, with ``wait``, poll until its ``provisioningState`` goes from
+    ``Accepted`` through ``Creating`` to ``Succeeded``. Returns the deployment record. Azure
+    takes minutes to provision a fine-tuned deployment (the emulator a fraction of a second),
+    and answers chat calls to it with 404 ``DeploymentNotFound`` until then."""
     name = name or backend.ft_deployment
     response = send(backend, deployment_request(backend, model, name))
     if response.status_code >= 400:

@@ -52,7 +52,8 @@ class InProcessEmulator:
     - ``state_dir``: records, files and models (default: a temporary folder);
     - ``api_key``: the key clients send (default ``"local-emulator-key"``);
     - ``backend``: ``"tiny"`` or ``"smollm2"`` (default: ``EMULATOR_BACKEND``, else by mode);
-    - ``max_upload_bytes``, ``step_delay``: see :func:`helpers.emulator.app.create_app`.
+    - ``max_upload_bytes``, ``step_delay``, ``file_delay``, ``deploy_delay``: see
+      :func:`helpers.emulator.app.create_app`.
     """
 
     base_url = BASE_URL
@@ -66,13 +67,16 @@ class InProcessEmulator:
         *,
         max_upload_bytes: int | None = None,
         step_delay: float | None = None,
+        file_delay: float | None = None,
+        deploy_delay: float | None = None,
     ) -> None:
         from fastapi.testclient import TestClient
 
         from .app import create_app
 
         self.app = create_app(state_dir=state_dir, api_key=api_key, backend=backend,
-                              max_upload_bytes=max_upload_bytes, step_delay=step_delay)
+                              max_upload_bytes=max_upload_bytes, step_delay=step_delay,
+                              file_delay=file_delay, deploy_delay=deploy_delay)
         self.emulator = self.app.state.emulator
         self.api_key = self.emulator.api_key
         self.backend = self.emulator.backend
@@ -126,7 +130,8 @@ class InProcessEmulator:
         record = self.emulator.store.get("job", job_id)
         if record is None:
             raise KeyError(f"no fine-tuning job {job_id!r} on this emulator")
-        return FineTuningJob.model_validate(public(record))
+        # construct, as the SDK does: Azure statuses (pending, paused...) are not in its Literal
+        return FineTuningJob.construct(**public(record))
 
     def wait_for_job(self, job_id: str, timeout: float = 300, poll: float = 0.05) -> FineTuningJob:
         """The job once it has ``succeeded``, ``failed`` or been ``cancelled`` (read from the

@@ -7,7 +7,8 @@
 
 Both render each example with the model's chat template and compute the loss on the tokens
 of the assistant messages only (an assistant message with ``"weight": 0`` is not trained on),
-like Azure OpenAI's supervised fine-tuning. Training is seeded: the same seed, data and
+like Azure OpenAI's supervised fine-tuning; ``helpers.emulator.trainer`` runs the loop
+(supervised or DPO, pause and resume). Training is seeded: the same seed, data and
 hyperparameters give the same loss sequence (on the same device).
 
 Environment: ``EMULATOR_TORCH_THREADS`` (CPU threads, see :func:`torch_threads`) and
@@ -20,15 +21,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
-import random
-import secrets
-import shutil
-import threading
-from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +47,14 @@ CHECKPOINT_EPOCHS = 3
 
 class Cancelled(Exception):
     """Raised inside training when the job was cancelled (checked between steps)."""
+
+
+class Paused(Exception):
+    """Raised inside training when the job was paused; its state is saved to resume from."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__(f"paused at step {step}")
+        self.step = step
 
 
 # --------------------------------------------------------------------------- hyperparameters
@@ -215,19 +218,21 @@ def base_model(backend: str, tokenizer):
     return model.eval()
 
 
-def load_trained_model(backend: str, folder: Path, tokenizer):
-    """A model saved by :func:`train` (``final/`` or a checkpoint folder)."""
+def load_trained_model(backend: str, folder: Path, tokenizer, *, trainable: bool = False):
+    """A model saved by :func:`train` (``final/`` or a checkpoint folder). ``trainable``: to
+    train it further (continuous fine-tuning), keeping the LoRA adapter separate."""
     if backend == "tiny":
         from transformers import AutoModelForCausalLM
 
         with quiet_progress():
-            return AutoModelForCausalLM.from_pretrained(folder).eval()
+            model = AutoModelForCausalLM.from_pretrained(folder)
+        return model if trainable else model.eval()
     from peft import PeftModel
 
     base = base_model(backend, tokenizer)
     with quiet_progress():
-        model = PeftModel.from_pretrained(base, folder)
-    return model.merge_and_unload().eval()
+        model = PeftModel.from_pretrained(base, folder, is_trainable=trainable)
+    return model if trainable else model.merge_and_unload().eval()
 
 
 def context_length(model) -> int:
@@ -294,339 +299,9 @@ def encode_chat(tokenizer, messages: Sequence[dict]) -> tuple[list[int], list[in
 
 # --------------------------------------------------------------------------- training
 
-@dataclass
-class TrainingRequest:
-    backend: str
-    train_examples: list[dict]
-    valid_examples: list[dict]
-    hyperparameters: Hyperparameters
-    seed: int
-    output_dir: Path
+def train(request, observer=None):
+    """Fine-tune as ``request`` says (:class:`helpers.emulator.trainer.TrainingRequest`); see
+    :func:`helpers.emulator.trainer.run`. The worker calls this name, so a test can replace it."""
+    from .trainer import run
 
-
-@dataclass
-class TrainingResult:
-    steps: int
-    trained_tokens: int
-    rows: list[dict[str, Any]]  # one per step: results.csv / metrics events
-    final_dir: Path
-    truncated_examples: int = 0
-
-
-@dataclass
-class Observer:
-    """What the worker wants to hear from training. Every callback is optional."""
-    on_message: Callable[[str], None] = lambda message: None
-    on_step: Callable[[dict[str, Any]], None] = lambda row: None
-    on_checkpoint: Callable[[int, Path, dict[str, Any]], None] = lambda step, path, row: None
-    should_stop: Callable[[], bool] = lambda: False
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def _batch(encoded: list[tuple[list[int], list[int]]], pad_id: int):
-    import torch
-
-    width = max(len(ids) for ids, _ in encoded)
-    input_ids = torch.full((len(encoded), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(encoded), width), -100, dtype=torch.long)
-    mask = torch.zeros((len(encoded), width), dtype=torch.long)
-    for row, (ids, labs) in enumerate(encoded):
-        input_ids[row, : len(ids)] = torch.tensor(ids)
-        labels[row, : len(labs)] = torch.tensor(labs)
-        mask[row, : len(ids)] = 1
-    return input_ids, labels, mask
-
-
-def _loss_and_accuracy(model, batch):
-    """Mean cross-entropy and token accuracy over the trained (assistant) tokens.
-
-    The vocabulary projection (49,152 rows) is the costliest layer of both backends, so it is
-    applied to the trained positions only, not to every position."""
-    import torch.nn.functional as F
-
-    device = next(model.parameters()).device
-    input_ids, labels, mask = (tensor.to(device) for tensor in batch)
-    target = labels[:, 1:]
-    keep = target != -100
-    if not bool(keep.any()):
-        return None, None
-    core = model.get_base_model() if hasattr(model, "get_base_model") else model
-    if hasattr(core, "model") and hasattr(core, "lm_head"):
-        hidden = core.model(input_ids=input_ids, attention_mask=mask).last_hidden_state
-        chosen = core.lm_head(hidden[:, :-1][keep])
-    else:  # another architecture: the full logits
-        chosen = model(input_ids=input_ids, attention_mask=mask).logits[:, :-1][keep]
-    loss = F.cross_entropy(chosen.float(), target[keep])
-    accuracy = (chosen.argmax(-1) == target[keep]).float().mean()
-    return loss, accuracy
-
-
-def _evaluate(model, batches) -> tuple[float | None, float | None]:
-    import torch
-
-    losses, accuracies, weights = [], [], []
-    model.eval()
-    with torch.no_grad():
-        for batch in batches:
-            loss, accuracy = _loss_and_accuracy(model, batch)
-            if loss is None:
-                continue
-            n = int((batch[1][:, 1:] != -100).sum())
-            losses.append(float(loss) * n)
-            accuracies.append(float(accuracy) * n)
-            weights.append(n)
-    model.train()
-    if not weights:
-        return None, None
-    return sum(losses) / sum(weights), sum(accuracies) / sum(weights)
-
-
-def _save(model, tokenizer, backend: str, folder: Path, meta: dict[str, Any]) -> Path:
-    tmp = folder.with_name(folder.name + ".part")
-    shutil.rmtree(tmp, ignore_errors=True)
-    with quiet_progress():
-        model.save_pretrained(tmp)
-    (tmp / "emulator.json").write_text(json.dumps({"backend": backend, **meta}, indent=2))
-    shutil.rmtree(folder, ignore_errors=True)
-    os.replace(tmp, folder)
-    return folder
-
-
-def train(request: TrainingRequest, observer: Observer | None = None) -> TrainingResult:
-    """Fine-tune ``request.backend`` on the examples; save checkpoints of the last epochs and
-    the final model under ``request.output_dir``. Raises :class:`Cancelled` when
-    ``observer.should_stop()`` turns true."""
-
-    observer = observer or Observer()
-    with torch_threads(request.backend):
-        return _train(request, observer)
-
-
-def _train(request: TrainingRequest, observer: Observer) -> TrainingResult:
-    import torch
-
-    tokenizer = load_tokenizer()
-    hp = request.hyperparameters
-
-    def encode_all(examples):
-        out, truncated = [], 0
-        for example in examples:
-            ids, labels = encode_chat(tokenizer, example["messages"])
-            if len(ids) > MAX_TRAINING_TOKENS:
-                ids, labels, truncated = ids[:MAX_TRAINING_TOKENS], labels[:MAX_TRAINING_TOKENS], \
-                    truncated + 1
-            out.append((ids, labels))
-        return out, truncated
-
-    train_encoded, truncated = encode_all(request.train_examples)
-    valid_encoded, _ = encode_all(request.valid_examples)
-    if not any(any(label != -100 for label in labels) for _, labels in train_encoded):
-        raise ValueError("the training file has no assistant message to train on")
-    pad = tokenizer.pad_token_id
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(request.seed)
-        model = base_model(request.backend, tokenizer)
-        if request.backend == "smollm2":
-            from peft import LoraConfig, get_peft_model
-
-            with quiet_progress():
-                model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", **LORA))
-        model.to(device_for(request.backend))
-        model.train()
-        trainable = [p for p in model.parameters() if p.requires_grad]
-        lr = BASE_LEARNING_RATE[request.backend] * hp.learning_rate_multiplier
-        optimizer = torch.optim.AdamW(trainable, lr=lr, weight_decay=0.0)
-        steps_per_epoch = math.ceil(len(train_encoded) / hp.batch_size)
-        total = steps_per_epoch * hp.n_epochs
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: max(0.1, 1.0 - step / max(1, total))
-        )
-        shuffler = random.Random(request.seed)
-        valid_batches = [_batch([e], pad) for e in valid_encoded]
-        first_checkpoint_epoch = max(1, hp.n_epochs - CHECKPOINT_EPOCHS + 1)
-        observer.on_message(
-            f"Training {request.backend} on {len(train_encoded)} examples for {hp.n_epochs} "
-            f"epochs ({total} steps, batch size {hp.batch_size}, learning rate {lr:g}, "
-            f"seed {request.seed})."
-        )
-        rows: list[dict[str, Any]] = []
-        step = 0
-        for epoch in range(1, hp.n_epochs + 1):
-            order = list(range(len(train_encoded)))
-            shuffler.shuffle(order)
-            for start in range(0, len(order), hp.batch_size):
-                if observer.should_stop():
-                    raise Cancelled()
-                batch = _batch([train_encoded[i] for i in order[start: start + hp.batch_size]], pad)
-                loss, accuracy = _loss_and_accuracy(model, batch)
-                if loss is not None:
-                    loss.backward()
-                    torch.nn.utils.clip_grad_norm_(trainable, 1.0)
-                    optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-                scheduler.step()
-                step += 1
-                row: dict[str, Any] = {
-                    "step": step,
-                    "train_loss": None if loss is None else float(loss.detach()),
-                    "train_mean_token_accuracy": None if accuracy is None else float(accuracy),
-                    "valid_loss": None, "valid_mean_token_accuracy": None,
-                    "full_valid_loss": None, "full_valid_mean_token_accuracy": None,
-                }
-                if valid_batches:
-                    one = valid_batches[(step - 1) % len(valid_batches)]
-                    row["valid_loss"], row["valid_mean_token_accuracy"] = _evaluate(model, [one])
-                    if start + hp.batch_size >= len(order):  # end of an epoch
-                        row["full_valid_loss"], row["full_valid_mean_token_accuracy"] = \
-                            _evaluate(model, valid_batches)
-                rows.append(row)
-                observer.on_step({**row, "total_steps": total, "epoch": epoch})
-            if epoch >= first_checkpoint_epoch and epoch < hp.n_epochs:
-                folder = _save(model, tokenizer, request.backend,
-                               request.output_dir / f"ckpt-step-{step}", {"step": step})
-                observer.on_checkpoint(step, folder, rows[-1])
-        final = _save(model, tokenizer, request.backend, request.output_dir / "final",
-                      {"step": step})
-        observer.on_checkpoint(step, final, rows[-1])
-    trained_tokens = sum(len(ids) for ids, _ in train_encoded) * hp.n_epochs
-    return TrainingResult(steps=step, trained_tokens=trained_tokens, rows=rows,
-                          final_dir=final, truncated_examples=truncated)
-
-
-# --------------------------------------------------------------------------- generation
-
-def _cache(output):
-    """The KV cache of a forward pass (``cache`` in transformers 5, ``past_key_values`` before)."""
-    cache = getattr(output, "cache", None)
-    return cache if cache is not None else output.past_key_values
-
-
-@dataclass(frozen=True)
-class ModelRef:
-    """What answers a chat request: a backend's base model, or a folder saved by training."""
-    backend: str
-    folder: str | None = None  # None: the base model
-
-
-@dataclass
-class Completion:
-    texts: list[str]
-    finish_reasons: list[str]
-    prompt_tokens: int
-    completion_tokens: int
-
-
-class ModelServer:
-    """Loads models on demand (the last two stay in memory) and generates chat replies.
-
-    Sampling uses its own seeded ``torch.Generator``, never torch's global one, so chat requests
-    served while a job trains do not disturb the job's seeded randomness."""
-
-    def __init__(self, keep: int = 2) -> None:
-        self._lock = threading.Lock()
-        self._models: OrderedDict[ModelRef, Any] = OrderedDict()
-        self._keep = keep
-        self._tokenizer = None
-
-    def tokenizer(self):
-        if self._tokenizer is None:
-            self._tokenizer = load_tokenizer()
-        return self._tokenizer
-
-    def _model(self, ref: ModelRef):
-        if ref in self._models:
-            self._models.move_to_end(ref)
-            return self._models[ref]
-        tokenizer = self.tokenizer()
-        if ref.folder is None:
-            model = base_model(ref.backend, tokenizer)
-        else:
-            model = load_trained_model(ref.backend, Path(ref.folder), tokenizer)
-        model.to(device_for(ref.backend))
-        self._models[ref] = model
-        while len(self._models) > self._keep:
-            self._models.popitem(last=False)
-        return model
-
-    def prompt_ids(self, messages: Sequence[dict]) -> list[int]:
-        tokenizer = self.tokenizer()
-        text = tokenizer.apply_chat_template(normalise_messages(messages), tokenize=False,
-                                             add_generation_prompt=True)
-        return list(tokenizer(text, add_special_tokens=False)["input_ids"])
-
-    def complete(
-        self,
-        ref: ModelRef,
-        messages: Sequence[dict],
-        *,
-        max_tokens: int | None = None,
-        temperature: float = 1.0,
-        top_p: float = 1.0,
-        seed: int | None = None,
-        n: int = 1,
-        stop: Sequence[str] = (),
-    ) -> Completion:
-        """``n`` replies to ``messages``; ``temperature == 0`` is greedy decoding. Raises
-        ``ValueError`` when the prompt does not fit the model's context."""
-        import torch
-
-        with self._lock, torch_threads(ref.backend):
-            model = self._model(ref)
-            tokenizer = self.tokenizer()
-            prompt = self.prompt_ids(messages)
-            room = context_length(model) - len(prompt)
-            if room <= 0:
-                raise ValueError(
-                    f"The messages are {len(prompt)} tokens long; the local model's context "
-                    f"is {context_length(model)} tokens. Shorten the conversation."
-                )
-            budget = min(room, 256 if max_tokens is None else max_tokens)
-            generator = torch.Generator().manual_seed(
-                secrets.randbits(63) if seed is None else int(seed)
-            )
-            stops = {tokenizer.eos_token_id}
-            for token in ("<|im_end|>", "<|endoftext|>"):
-                token_id = tokenizer.convert_tokens_to_ids(token)
-                if isinstance(token_id, int) and token_id != tokenizer.unk_token_id:
-                    stops.add(token_id)
-            texts, reasons, used = [], [], 0
-            for _ in range(n):
-                ids, reason = self._sample(model, prompt, budget, temperature, top_p, generator,
-                                           stops)
-                text = tokenizer.decode(ids, skip_special_tokens=True)
-                for marker in stop:
-                    if marker and marker in text:
-                        text, reason = text[: text.index(marker)], "stop"
-                texts.append(text)
-                reasons.append(reason)
-                used += len(ids)
-            return Completion(texts, reasons, len(prompt), used)
-
-    @staticmethod
-    def _sample(model, prompt, budget, temperature, top_p, generator, stops):
-        import torch
-
-        out_ids: list[int] = []
-        with torch.no_grad():
-            device = next(model.parameters()).device
-            output = model(input_ids=torch.tensor([prompt], device=device), use_cache=True)
-            for _ in range(budget):
-                logits = output.logits[0, -1].float().cpu()  # sampled on the CPU generator
-                if temperature <= 0:
-                    token = int(logits.argmax())
-                else:
-                    probs = torch.softmax(logits / temperature, dim=-1)
-                    if top_p < 1.0:
-                        sorted_probs, order = probs.sort(descending=True)
-                        cumulative = sorted_probs.cumsum(0)
-                        cut = cumulative - sorted_probs > top_p
-                        sorted_probs[cut] = 0
-                        probs = torch.zeros_like(probs).scatter(0, order, sorted_probs)
-                    token = int(torch.multinomial(probs, 1, generator=generator))
-                if token in stops:
-                    return out_ids, "stop"
-                out_ids.append(token)
-                output = model(input_ids=torch.tensor([[token]], device=device), cache=_cache(output),
-                               use_cache=True)
-        return out_ids, "length"
+    return run(request, observer)

@@ -1,13 +1,16 @@
 """The training worker: one trainer thread that takes jobs first in, first out.
 
-A job goes ``validating_files`` (its files are checked with ``helpers.chat_data``) →
-``queued`` → ``running`` → ``succeeded`` | ``failed`` | ``cancelled``. A second, light thread
-validates new jobs, so a bad file fails its job at once even while another job trains.
-Cancellation is honoured between training steps.
+A job's public ``status`` follows Azure's ``FineTuningState`` (authoring spec 2025-04-01-preview):
+``pending`` (its files are validated, then it waits its turn) → ``running`` → ``succeeded`` |
+``failed`` | ``cancelled``; a running job can be ``pausing`` → ``paused`` → ``resuming`` →
+``running``. The private ``_phase`` says which thread owns it: ``validating`` (the light
+validator thread, so a bad file fails its job at once even while another job trains),
+``queued`` (waiting for the trainer), ``running``, ``paused``, ``done``. Cancelling and pausing
+are honoured between training steps; a paused job keeps its step and resumes from it.
 
-On start the worker recovers from a crash: a job that was ``running`` when the process died is
-re-queued (its partial metrics, checkpoints and outputs are removed and an event says so);
-jobs that were validating or queued simply continue.
+On start the worker recovers from a crash: a job that was running when the process died is
+re-queued (its partial metrics, checkpoints, start messages and outputs are removed and a
+``warning`` event says so, so the events never show a run twice).
 """
 
 from __future__ import annotations
@@ -34,10 +37,15 @@ RESULTS_COLUMNS = (
     "valid_mean_token_accuracy", "full_valid_loss", "full_valid_mean_token_accuracy",
 )
 TERMINAL = ("succeeded", "failed", "cancelled")
+#: Messages of a run that a restart throws away (with metrics and checkpoint events).
+_RUN_MESSAGES = ("Job started.", "Training ", "Resuming training", "Job paused", "Job resumed",
+                 "Checkpoint created")
 
 
 def add_event(store: Store, job_id: str, message: str, *, level: str = "info",
               type: str = "message", data: dict | None = None) -> dict:
+    """Record an event; ``level`` is Azure's ``LogLevel``: info, warning or error."""
+    assert level in ("info", "warning", "error"), level
     event = {
         "id": new_id("ftevent"),
         "object": "fine_tuning.job.event",
@@ -98,7 +106,7 @@ class Worker:
 
         training.preload()
         self._threads = [
-            threading.Thread(target=self._loop, args=("validating_files", self._validate),
+            threading.Thread(target=self._loop, args=("validating", self._validate),
                              name="emulator-validator", daemon=True),
             threading.Thread(target=self._loop, args=("queued", self._run),
                              name="emulator-trainer", daemon=True),
@@ -119,42 +127,48 @@ class Worker:
             self._wake.notify_all()
 
     def recover(self) -> None:
-        """Re-queue the jobs a killed process left ``running``."""
+        """Re-queue the jobs a killed process left running (or pausing)."""
         for job in self.store.all("job"):
-            if job["status"] != "running":
+            if job.get("_phase") != "running":
                 continue
             job_id = job["id"]
-            self.store.delete_children(  # the lost run's metrics and checkpoint notes
+            self.store.delete_children(  # the lost run's metrics, checkpoints and messages
                 "event", job_id, lambda e: e.get("type") == "metrics"
-                or e.get("message", "").startswith("Checkpoint created"))
+                or e.get("message", "").startswith(_RUN_MESSAGES))
             self.store.delete_children("checkpoint", job_id, lambda c: True)
             shutil.rmtree(self.store.models_dir / job_id, ignore_errors=True)
-            self.store.update("job", job_id, {"status": "queued", "estimated_finish": None,
-                                              "trained_tokens": None})
+            self.store.update("job", job_id, {"status": "pending", "_phase": "queued",
+                                              "estimated_finish": None, "trained_tokens": None})
             add_event(self.store, job_id,
                       "The emulator stopped while this job was running; the job was re-queued "
-                      "and will train again from the start.", level="warn")
+                      "and will train again from the start.", level="warning")
 
     # ------------------------------------------------------------------ the loop
 
-    def _next(self, status: str) -> dict | None:
+    def _next(self, phase: str) -> dict | None:
         for job in self.store.all("job"):
-            if job["status"] == status:
+            if job.get("_phase") == phase and job["status"] not in TERMINAL:
                 return job
         return None
 
-    def _loop(self, status: str, handle) -> None:
+    def _loop(self, phase: str, handle) -> None:
         while True:
             with self._wake:
                 if self._stopping:
                     return
+            job = None
             try:
-                job = self._next(status)
+                job = self._next(phase)
                 if job is not None:
                     handle(job)
                     continue
-            except Exception:
+            except Exception as exc:  # a bug must fail the job, not loop on it
                 log.exception("emulator worker error")
+                if job is not None:
+                    self.current_job = None
+                    self._fail(job["id"], {"code": "internal_error", "param": None,
+                                           "message": f"The emulator failed: "
+                                                      f"{type(exc).__name__}: {exc}"})
                 time.sleep(0.5)
                 continue
             with self._wake:
@@ -165,20 +179,23 @@ class Worker:
         def change(job: dict) -> dict:
             if job["status"] in TERMINAL:
                 return job
-            job.update(status="failed", error=error, finished_at=now(), estimated_finish=None)
+            job.update(status="failed", error=error, finished_at=now(), estimated_finish=None,
+                       _phase="done")
             return job
 
         self.store.update("job", job_id, change)
         add_event(self.store, job_id, f"Job failed: {error['message']}", level="error")
 
-    def _cancelled(self, job_id: str) -> bool:
+    def _status(self, job_id: str) -> str:
         job = self.store.get("job", job_id)
-        return job is None or job["status"] == "cancelled"
+        return "cancelled" if job is None or job.get("_deleted") else job["status"]
 
     # ------------------------------------------------------------------ validation
 
     def _examples(self, job: dict, param: str) -> tuple[list[dict], dict[str, Any]]:
         from helpers import chat_data
+
+        from . import preference_data
 
         file_id = job[param]
         record = self.store.get("file", file_id)
@@ -187,10 +204,19 @@ class Worker:
                             "deleted before the job started; upload it again and create a new "
                             "job.", param)
         data = self.store.read_file_bytes(file_id)
-        report = chat_data.validate_bytes(
-            data, name=record["filename"], model=job["model"],
-            min_examples=10 if param == "training_file" else 1,
-        )
+        minimum = 10 if param == "training_file" else 1
+        if job.get("_method") == "dpo":
+            preferences = preference_data.validate_bytes(data, min_examples=minimum)
+            if not preferences.valid:
+                raise JobFailed(
+                    f"invalid_{param}",
+                    f"The {param.replace('_', ' ')} {record['filename']} ({file_id}) is not a "
+                    f"valid DPO file ({len(preferences.errors)} error(s)); each line needs "
+                    "input.messages, preferred_output and non_preferred_output.\n"
+                    + preferences.describe(), param)
+            return preferences.examples, {"examples": len(preferences.examples)}
+        report = chat_data.validate_bytes(data, name=record["filename"],
+                                          model=job["_root_model"], min_examples=minimum)
         if not report.valid:
             lines = sorted({i.line for i in report.errors if i.line is not None})
             where = f" (lines {', '.join(map(str, lines))})" if lines else ""
@@ -202,8 +228,7 @@ class Worker:
                 + chat_data.format_issues(report.errors),
                 param,
             )
-        info = {"examples": len(report.examples), "warnings": len(report.warnings)}
-        return report.examples, info
+        return report.examples, {"examples": len(report.examples)}
 
     def _validate(self, job: dict) -> None:
         job_id = job["id"]
@@ -226,65 +251,74 @@ class Worker:
         from .training import resolve_hyperparameters
 
         def change(record: dict) -> dict:
-            if record["status"] != "validating_files":
+            if record.get("_phase") != "validating" or record["status"] in TERMINAL:
                 return record
             hp = resolve_hyperparameters(record["_requested_hyperparameters"], len(train))
-            record["hyperparameters"] = hp.as_dict()
-            if record.get("method"):
-                record["method"]["supervised"] = {"hyperparameters": hp.as_dict()}
-            record["status"] = "queued"
+            record["_resolved"] = hp.as_dict()
+            record["_phase"] = "queued"
             return record
 
         record = self.store.update("job", job_id, change)
-        if record["status"] == "queued":
+        if record.get("_phase") == "queued":
             add_event(self.store, job_id, "Files validated, moving job to queued state.")
             self.notify()  # wake the trainer
 
     # ------------------------------------------------------------------ training
 
     def _run(self, job: dict) -> None:
-        from .training import (
-            Cancelled,
-            Hyperparameters,
-            Observer,
-            TrainingRequest,
-            train,
-        )
+        from . import training
+        from .trainer import Observer, TrainingRequest
+        from .training import Cancelled, Hyperparameters, Paused
 
         job_id = job["id"]
+        resuming = job["status"] == "resuming"
+
         def start(record: dict) -> dict:
-            if record["status"] == "queued":
+            if record.get("_phase") == "queued" and record["status"] in ("pending", "resuming"):
                 record["status"] = "running"
+                record["_phase"] = "running"
+                resolved = record["_resolved"]
+                record["hyperparameters"] = dict(resolved)
+                method = record.get("method")
+                if method:
+                    kind = method["type"]
+                    extra = {"beta": record["_beta"]} if kind == "dpo" else {}
+                    method[kind] = {"hyperparameters": {**resolved, **extra}}
             return record
 
         started = self.store.update("job", job_id, start)
         if started["status"] != "running":
             return
         self.current_job = job_id
-        add_event(self.store, job_id, "Job started.")
+        add_event(self.store, job_id, "Job resumed." if resuming else "Job started.")
         out_dir = self.store.job_models_dir(job_id)
-        shutil.rmtree(out_dir, ignore_errors=True)
-        out_dir.mkdir(parents=True)
-        fine_tuned = catalog.fine_tuned_name(job["model"], job_id, job.get("suffix"))
-        began = time.time()
+        if not resuming:
+            shutil.rmtree(out_dir, ignore_errors=True)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        fine_tuned = catalog.fine_tuned_name(job["_root_model"], job_id, job.get("suffix"))
+        began, first_step = time.time(), None
 
         def on_step(row: dict) -> None:
+            nonlocal first_step
+            first_step = row["step"] if first_step is None else first_step
             data = {k: v for k, v in row.items() if v is not None}
             add_event(self.store, job_id, _metrics_message(row), type="metrics", data=data)
-            if row["step"] == 1 or row["step"] % 10 == 0:
-                per_step = (time.time() - began) / row["step"]
-                left = int(per_step * (row["total_steps"] - row["step"]))
+            done = row["step"] - first_step + 1
+            if done == 1 or row["step"] % 10 == 0:
+                left = int((time.time() - began) / done * (row["total_steps"] - row["step"]))
                 self.store.update("job", job_id, {"estimated_finish": now() + left})
             if self.step_delay:
                 time.sleep(self.step_delay)
 
         def on_checkpoint(step: int, folder: Path, row: dict) -> None:
             metrics = {k: v for k, v in row.items() if k in RESULTS_COLUMNS and v is not None}
+            final = folder.name == "final"
             checkpoint = {
                 "id": new_id("ftchkpt"),
                 "object": "fine_tuning.job.checkpoint",
                 "created_at": now(),
-                "fine_tuned_model_checkpoint": catalog.checkpoint_name(fine_tuned, step),
+                "fine_tuned_model_checkpoint": fine_tuned if final
+                else catalog.checkpoint_name(fine_tuned, step),
                 "fine_tuning_job_id": job_id,
                 "metrics": metrics,
                 "step_number": step,
@@ -297,24 +331,34 @@ class Worker:
             on_message=lambda message: add_event(self.store, job_id, message),
             on_step=on_step,
             on_checkpoint=on_checkpoint,
-            should_stop=lambda: self._cancelled(job_id) or self._stopping,
+            should_stop=lambda: self._status(job_id) == "cancelled" or self._stopping,
+            should_pause=lambda: self._status(job_id) == "pausing",
         )
         try:
             train_examples, _ = self._examples(job, "training_file")
             valid_examples = (self._examples(job, "validation_file")[0]
                               if job.get("validation_file") else [])
-            hp = Hyperparameters(**started["hyperparameters"])
-            result = train(TrainingRequest(
+            init_from = job.get("_init_from")
+            result = training.train(TrainingRequest(
                 backend=job["_backend"], train_examples=train_examples,
-                valid_examples=valid_examples, hyperparameters=hp, seed=int(job["seed"]),
-                output_dir=out_dir,
+                valid_examples=valid_examples,
+                hyperparameters=Hyperparameters(**started["_resolved"]), seed=int(job["seed"]),
+                output_dir=out_dir, method=job.get("_method", "supervised"),
+                beta=float(job.get("_beta") or 0.1),
+                init_from=Path(init_from) if init_from else None, resume=resuming,
             ), observer)
+        except Paused as paused:
+            self.current_job = None
+            self.store.update("job", job_id, {"status": "paused", "_phase": "paused",
+                                              "estimated_finish": None})
+            add_event(self.store, job_id, f"Job paused at step {paused.step}.")
+            return
         except Cancelled:
             self.current_job = None
-            if self._stopping and not self._cancelled(job_id):
+            if self._stopping and self._status(job_id) != "cancelled":
                 return  # shutting down: recover() re-queues it at the next start
             self.store.update("job", job_id, {"status": "cancelled", "finished_at": now(),
-                                              "estimated_finish": None})
+                                              "estimated_finish": None, "_phase": "done"})
             add_event(self.store, job_id, "Job cancelled.")
             return
         except JobFailed as failure:
@@ -328,7 +372,9 @@ class Worker:
                                 "message": f"Training failed: {type(exc).__name__}: {exc}"})
             return
         self.current_job = None
+        self._finish(job_id, fine_tuned, result, out_dir)
 
+    def _finish(self, job_id: str, fine_tuned: str, result, out_dir: Path) -> None:
         results_id = new_id("file")
         data = results_csv(result.rows)
         self.store.write_file_bytes(results_id, lambda handle: handle.write(data))
@@ -340,19 +386,20 @@ class Worker:
         add_event(self.store, job_id, f"Completed results file: {results_id}")
         if result.truncated_examples:
             add_event(self.store, job_id, f"{result.truncated_examples} training example(s) "
-                      "were longer than the local model's limit and were truncated.", level="warn")
+                      "were longer than the local model's limit and were truncated.",
+                      level="warning")
         (out_dir / "job.json").write_text(json.dumps({"job_id": job_id, "model": fine_tuned}))
 
         def succeed(record: dict) -> dict:
-            if record["status"] != "running":  # cancelled at the very end: keep that
+            if record["status"] not in ("running", "pausing"):  # cancelled at the very end
                 return record
             record.update(status="succeeded", fine_tuned_model=fine_tuned, finished_at=now(),
                           trained_tokens=result.trained_tokens, result_files=[results_id],
-                          estimated_finish=None)
+                          estimated_finish=None, _phase="done")
             return record
 
         final = self.store.update("job", job_id, succeed)
         if final["status"] == "succeeded":
             add_event(self.store, job_id, "Job succeeded.")
-        else:
+        elif final["status"] == "cancelled":
             add_event(self.store, job_id, "Job cancelled.")
