@@ -20,6 +20,9 @@ from bench import common
 
 #: In the order they run; the cheap ones first so a failure shows early.
 BENCHMARKS = ("token_stats", "gpt2_recipe", "emulator", "grading", "cpu_accuracy")
+#: Benchmarks this runner does not start (they need another machine): ``gpu`` runs on a CUDA
+#: machine (bench/README.md says how); the summary shows their results after the others.
+EXTRA = ("gpu",)
 
 
 def available() -> list[str]:
@@ -66,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     from bench import summary
 
     print()
-    print(summary.render(common.load_results(args.out_dir), names=names))
+    print(summary.render(common.load_results(args.out_dir, smoke=args.profile == "smoke"),
+                         names=names))
     return 1 if failures else 0
 
 

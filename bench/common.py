@@ -3,8 +3,9 @@ description of the machine, ratio lines, the command-line flags, and the result 
 
 A benchmark is a module ``bench/<name>.py`` with a ``main(argv=None) -> int``; it builds a
 `Result`, adds measurements and ratios, and calls `Result.finish`, which prints the ratio lines
-and writes ``bench/results/<name>.json`` (or ``--out-dir``). `bench/summary.py` turns those
-JSON files into the README's Performance section.
+and writes its result file into ``bench/results/`` (or ``--out-dir``): one file per profile
+(`result_filename`), so that ``make bench`` and the long profile never overwrite each other.
+`bench/summary.py` turns those JSON files into the README's Performance section.
 
 Ratios are always measured side by side in one process: the variants run alternately
 (A B, B A, A B, ...) so that a slow minute on a shared machine hits both, and each figure is the
@@ -43,6 +44,13 @@ SCHEMA_VERSION = 1
 #: ``default`` (``make bench``: all benchmarks within 30 minutes on 2 cores) and ``long``
 #: (``make bench BENCH_LONG=1``: the issue's full sizes).
 PROFILES = ("smoke", "default", "long")
+
+
+def result_filename(benchmark: str, profile: str) -> str:
+    """Where a profile's result goes: ``<benchmark>.json`` for the default profile (what
+    ``make bench`` writes), ``<benchmark>.<profile>.json`` for any other, so that a default run
+    never overwrites the long runs that carry the targets, nor the other way round."""
+    return f"{benchmark}.json" if profile == "default" else f"{benchmark}.{profile}.json"
 
 
 # --------------------------------------------------------------------------- statistics
@@ -277,6 +285,25 @@ def machine(torch_details: bool = False) -> dict[str, Any]:
     return info
 
 
+def code_fingerprint(paths: Sequence[str]) -> dict[str, str]:
+    """``{path: first 12 hex digits of its SHA-256}`` for files of this repository (``"missing"``
+    where a file is absent): what a measurement depends on, so a stored row can be checked
+    against the code that would measure it now (``git_commit`` alone does not see uncommitted
+    edits, and changes with every unrelated commit)."""
+    import hashlib
+
+    out = {}
+    for rel in paths:
+        path = ROOT / rel
+        out[rel] = hashlib.sha256(path.read_bytes()).hexdigest()[:12] if path.is_file() else "missing"
+    return out
+
+
+def load_average() -> float | None:
+    """The 1-minute load average now (``None`` where the OS has none)."""
+    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
+
+
 def busy_warning() -> str | None:
     """A warning when other processes keep the CPU busy: on 2 cores under a load of 10,
     torch's two threads run several times slower than one thread would (they wait for each
@@ -446,7 +473,7 @@ class Result:
         is ``command``, or ``python -m bench.<name>`` with ``argv`` (default: ``sys.argv[1:]``)."""
         folder = Path(out_dir) if out_dir is not None else RESULTS_DIR
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{self.benchmark}.json"
+        path = folder / result_filename(self.benchmark, self.profile)
         if command is None:
             args = sys.argv[1:] if argv is None else list(argv)
             command = shlex.join(["python", "-m", f"bench.{self.benchmark}", *args])
@@ -458,13 +485,24 @@ class Result:
         return path
 
 
-def load_results(folder: str | Path = RESULTS_DIR) -> dict[str, dict[str, Any]]:
-    """Every ``*.json`` result in ``folder``, by benchmark name."""
+def load_results(folder: str | Path = RESULTS_DIR,
+                 smoke: bool = False) -> dict[str, dict[str, Any]]:
+    """Every result in ``folder``, keyed by file name without ``.json`` (``cpu_accuracy``,
+    ``cpu_accuracy.long``, ``gpu``). Smoke results (figures that mean nothing) are left out
+    unless ``smoke``. A file whose name does not match its own benchmark and profile is an
+    error (a result copied or renamed by hand)."""
     results = {}
     for path in sorted(Path(folder).glob("*.json")):
         data = json.loads(path.read_text())
-        if isinstance(data, dict) and "benchmark" in data:
-            results[data["benchmark"]] = data
+        if not (isinstance(data, dict) and "benchmark" in data):
+            continue
+        expected = result_filename(data["benchmark"], data.get("profile", "default"))
+        if path.name != expected:
+            raise ValueError(f"{path}: holds the {data.get('profile')!r} result of "
+                             f"{data['benchmark']!r}, which belongs in {expected}; rename it")
+        if data.get("profile") == "smoke" and not smoke:
+            continue
+        results[path.name.removesuffix(".json")] = data
     return results
 
 

@@ -5,7 +5,8 @@ Everything goes through the official ``openai.AzureOpenAI`` client on the in-pro
 (``helpers.emulator.client.InProcessEmulator``: the same app, routes and worker as the server,
 without a socket):
 
-- **job time**: from ``fine_tuning.jobs.create`` (``model="gpt-4o"``, ``seed=105``, automatic
+- **job time**: from ``fine_tuning.jobs.create`` (``model="gpt-4o-2024-08-06"``: Azure fine-tunes
+  versioned base models only; ``seed=105``, automatic
   hyperparameters, training and validation files) to ``succeeded``, for the ``tiny`` and the
   ``smollm2`` backend, on the lab's 10 examples (``../shared/reference-data``, when present) and
   on the course's own data (``source/02-gpt4o-jsonl/data``). A fresh emulator per job, so the
@@ -46,6 +47,8 @@ LAB_MESSAGES = [
     {"role": "user", "content": "Do other Azure AI services support this too?"},
 ]
 MAX_TOKENS = 32
+#: The base model a job fine-tunes (Azure refuses the bare ``gpt-4o`` for fine-tuning).
+FT_MODEL = "gpt-4o-2024-08-06"
 
 PROFILE = {
     "smoke": {"backends": ["tiny"], "chats": 2, "upload_mb": 1, "uploads": 1, "datasets": ["course"],
@@ -79,12 +82,16 @@ def run_job(backend: str, training: Path, validation: Path,
 
     emu = InProcessEmulator(backend=backend)
     client = emu.azure_client()
+    from helpers import azure
+
     with training.open("rb") as t, validation.open("rb") as v:
         train_file = client.files.create(file=t, purpose="fine-tune")
         valid_file = client.files.create(file=v, purpose="fine-tune")
+    # as on Azure (and in the notebook): a job may use a file once its import is processed
+    azure.wait_for_files(client, [train_file.id, valid_file.id], poll_interval=0.05)
     start = time.perf_counter()
     extra = {"hyperparameters": {"n_epochs": n_epochs}} if n_epochs else {}
-    job = client.fine_tuning.jobs.create(model="gpt-4o", training_file=train_file.id,
+    job = client.fine_tuning.jobs.create(model=FT_MODEL, training_file=train_file.id,
                                          validation_file=valid_file.id, seed=105, **extra)
     done = emu.wait_for_job(job.id, timeout=3600, poll=0.1)
     seconds = time.perf_counter() - start
@@ -101,6 +108,15 @@ def deploy(emu, fine_tuned_model: str, name: str = "gpt-4o-ft") -> str:
     )
     if response.status_code >= 300:
         raise RuntimeError(f"deployment PUT failed: {response.status_code} {response.text}")
+    # as on Azure: the deployment answers once its provisioning state is Succeeded
+    deadline = time.monotonic() + 600
+    record = response.json()
+    while (record.get("properties") or {}).get("provisioningState", "Succeeded") != "Succeeded":
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"deployment {name!r} not provisioned after 600 s: {record}")
+        time.sleep(0.05)
+        record = emu.http.get(emu.management_path(name), params={"api-version": "2023-05-01"},
+                              headers={"Authorization": f"Bearer {emu.api_key}"}).json()
     return name
 
 

@@ -25,7 +25,7 @@ def run_benchmark(name: str, out_dir: Path, *extra: str) -> tuple[str, dict]:
         cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
     )
     assert proc.returncode == 0, f"bench.{name} failed:\n{proc.stdout}\n{proc.stderr}"
-    path = out_dir / f"{name}.json"
+    path = out_dir / common.result_filename(name, "smoke")
     assert path.is_file(), f"bench.{name} wrote no {path.name}:\n{proc.stdout}"
     return proc.stdout, json.loads(path.read_text())
 
@@ -38,7 +38,7 @@ def run_in_process(name: str, out_dir: Path, capsys) -> tuple[str, dict]:
     module = importlib.import_module(f"bench.{name}")
     assert module.main(["--smoke", "--out-dir", str(out_dir)]) == 0
     output = capsys.readouterr().out
-    return output, json.loads((out_dir / f"{name}.json").read_text())
+    return output, json.loads((out_dir / common.result_filename(name, "smoke")).read_text())
 
 
 def check_result(name: str, output: str, data: dict, expected_ratios: list[str]) -> None:
@@ -117,66 +117,140 @@ def test_emulator_smoke(tmp_path, capsys):
 
 def test_cpu_accuracy_smoke(tmp_path, capsys):
     output, data = run_in_process("cpu_accuracy", tmp_path, capsys)
-    check_result("cpu_accuracy", output, data, ["best accuracy within 30 min",
-                                                "the course's CPU recipe: accuracy"])
-    row = data["measurements"][0]
-    assert row["config"] == "recipe" and row["eval_size"] == 16
+    check_result("cpu_accuracy", output, data, ["chosen on validation within 30 min",
+                                                "the course's CPU recipe (fixed in advance)"])
+    validation = [r for r in data["measurements"] if r["phase"] == "validation"]
+    test = [r for r in data["measurements"] if r["phase"] == "test"]
+    assert [(r["config"], r["seed"]) for r in validation] == [("recipe", 42)]
+    assert [(r["config"], r["seed"]) for r in test] == [("recipe", 42)]
+    row = validation[0]
+    assert row["validation_size"] == 16 and test[0]["test_size"] == 16
     assert 0 <= row["accuracy"] <= 1 and 0 <= row["f1"] <= 1
     assert row["total_s"] >= row["train_s"] + row["eval_s"]
+    for r in (row, test[0]):  # every row says which code measured it
+        assert r["commit"] and r["code"] == data["params"]["code"]
     assert all(r["unit"] == "" for r in data["ratios"]), "accuracies are figures, not ratios"
 
 
-def test_cpu_accuracy_follows_the_recipe_and_keeps_a_stopped_sweep(tmp_path, capsys, monkeypatch):
-    """The bench trains what the notebook trains: the recipe's truncation side reaches the
-    tokenizer (the CPU recipe keeps a review's *last* tokens; a bench that kept the first ones
-    measured 0.706 instead of 0.81). A sweep writes its result after every configuration, so a
-    stopped one keeps what finished, and ``--resume`` goes on from it."""
+def test_cpu_accuracy_validation_is_carved_from_training_reviews_never_trained_on():
+    """The validation reviews come from IMDB's training split, past every configuration's
+    training subset, so none is trained on; the test reviews are the lab's, untouched."""
+    from bench import cpu_accuracy
+    from helpers import imdb
+
+    data = imdb.load_imdb(prefer_hub=False).dataset
+    start = cpu_accuracy.largest_train_size()
+    assert start == 2000  # train-2000 is the largest subset
+    train, validation, test = cpu_accuracy.splits(data, 2000, 500, 500, start)
+    train_text, validation_text = set(train["text"]), set(validation["text"])
+    assert len(validation_text) == 500 and not train_text & validation_text
+    assert not validation_text & set(test["text"]) and not train_text & set(test["text"])
+    assert set(validation["text"]) <= set(data["train"]["text"])
+    lab_train, lab_test = imdb.seed_subsets(data, 1000, 500)  # what the notebook trains on
+    assert set(lab_train["text"]) <= train_text and lab_test["text"] == test["text"]
+    with pytest.raises(ValueError, match="overlap"):
+        cpu_accuracy.splits(data, 1000, 500, 500, 999)
+
+
+def _row(phase, config, seed, accuracy, minutes, **extra):
+    return {"phase": phase, "config": config, "seed": seed, "accuracy": accuracy, "f1": accuracy,
+            "total_s": minutes * 60, "train_s": minutes * 50, "minutes": minutes, **extra}
+
+
+def test_cpu_accuracy_chooses_on_validation_only():
+    """The choice for each budget follows the validation means (over every seed); what the test
+    reviews would say plays no part, and a configuration short of seeds does not compete."""
     from bench import cpu_accuracy
 
-    row = cpu_accuracy.run_config("recipe", {"truncation_side": "left", "train_size": 8,
-                                             "eval_size": 8}, True, str(tmp_path / "work"))
-    assert row["truncation_side"] == "left"
+    rows = [
+        _row("validation", "a", 1, 0.80, 4), _row("validation", "a", 2, 0.82, 4),
+        _row("validation", "b", 1, 0.85, 12), _row("validation", "b", 2, 0.83, 14),
+        _row("validation", "c", 1, 0.90, 25), _row("validation", "c", 2, 0.70, 25),  # mean 0.80
+        _row("validation", "d", 1, 0.99, 3),  # one seed only
+        # test rows that would choose otherwise: ignored by the choice
+        _row("test", "c", 1, 0.99, 25), _row("test", "c", 2, 0.99, 25),
+    ]
+    chosen = cpu_accuracy.choose(rows, [1, 2])
+    assert chosen == {"within 5 min": "a", "within 15 min": "b", "within 30 min": "b"}
+    # a tie on validation goes to the faster configuration
+    tie = [_row("validation", "slow", 1, 0.8, 20), _row("validation", "fast", 1, 0.8, 10)]
+    assert cpu_accuracy.choose(tie, [1])["within 30 min"] == "fast"
+    # the figures report the test reviews of the chosen configuration, mean ± sd over the seeds
+    rows += [_row("test", "b", 1, 0.84, 13), _row("test", "b", 2, 0.86, 13),
+             _row("test", "a", 1, 0.79, 4), _row("test", "a", 2, 0.81, 4)]
+    figures = {f.name: f for f in cpu_accuracy.figures(rows, chosen, fast=False)}
+    within30 = figures["chosen on validation within 30 min: test accuracy"]
+    assert within30.value == pytest.approx(0.85) and within30.meets is True
+    assert within30.baseline.startswith("b: 0.850 ± 0.014 over 2 seed(s)")
+    assert "validation 0.840 ± 0.014" in within30.baseline
+
+
+def test_cpu_accuracy_keeps_a_stopped_sweep_and_resumes_only_the_same_code(
+        tmp_path, capsys, monkeypatch):
+    """A sweep writes its result after every training run, so a stopped one keeps what finished;
+    ``--resume`` trains only what is missing, and refuses rows measured with other code."""
+    from bench import cpu_accuracy
 
     written = []
-    real_run = cpu_accuracy.run_config
+    real_train = cpu_accuracy.train_config
 
-    def run_and_look(name, *args):
-        path = tmp_path / "cpu_accuracy.json"
+    def train_and_look(name, seed, *args):
+        path = tmp_path / "cpu_accuracy.smoke.json"
         written.append(json.loads(path.read_text()) if path.exists() else None)
-        return real_run(name, *args)
+        return real_train(name, seed, *args)
 
-    monkeypatch.setattr(cpu_accuracy, "run_config", run_and_look)
-    assert cpu_accuracy.main(["--smoke", "--configs", "recipe,len64", "--out-dir", str(tmp_path)]) == 0
+    monkeypatch.setattr(cpu_accuracy, "train_config", train_and_look)
+    work = str(tmp_path / "work")
+    argv = ["--smoke", "--configs", "recipe,len64", "--seeds", "1,2", "--out-dir", str(tmp_path),
+            "--work-dir", work]
+    assert cpu_accuracy.main(argv) == 0
     capsys.readouterr()
-    assert written[0] is None  # nothing before the first configuration finished
+    assert written[0] is None  # nothing before the first run finished
     partial = written[1]
-    assert [r["config"] for r in partial["measurements"]] == ["recipe"]
-    assert any(n.startswith("partial: 1 of 2") for n in partial["notes"])
-    final = json.loads((tmp_path / "cpu_accuracy.json").read_text())
-    assert [r["config"] for r in final["measurements"]] == ["recipe", "len64"]
+    assert [(r["config"], r["seed"]) for r in partial["measurements"]] == [("recipe", 1)]
+    assert any(n.startswith("partial: 1 of 4 selection runs") for n in partial["notes"])
+    # seed by seed: every configuration has a seed before any has a second
+    assert [(r["config"], r["seed"]) for r in written[3]["measurements"]] == [
+        ("recipe", 1), ("len64", 1), ("recipe", 2)]
+    final = json.loads((tmp_path / "cpu_accuracy.smoke.json").read_text())
     assert not any(n.startswith("partial") for n in final["notes"])
+    phases = [(r["phase"], r["config"]) for r in final["measurements"]]
+    assert phases.count(("validation", "recipe")) == phases.count(("validation", "len64")) == 2
+    assert ("test", "recipe") in phases  # the shipped recipe is always reported
 
-    # --resume trains only what the result file lacks and keeps the rows it has (in the default
-    # results folder when no --out-dir is given, as `make bench` leaves it)
     written.clear()
-    monkeypatch.setattr(common, "RESULTS_DIR", tmp_path)
-    assert cpu_accuracy.main(["--smoke", "--configs", "recipe,len64,head-only", "--resume"]) == 0
+    more = [a if a != "recipe,len64" else "recipe,len64,head-only" for a in argv]
+    assert cpu_accuracy.main([*more, "--resume"]) == 0
     capsys.readouterr()
-    assert len(written) == 1, "only head-only trains again"
-    resumed = json.loads((tmp_path / "cpu_accuracy.json").read_text())
-    assert [r["config"] for r in resumed["measurements"]] == ["recipe", "len64", "head-only"]
-    assert resumed["measurements"][:2] == final["measurements"]
-    assert any("carried over" in n and "recipe, len64" in n for n in resumed["notes"])
+    assert len(written) == 2, "only head-only trains, once per seed"
+    resumed = json.loads((tmp_path / "cpu_accuracy.smoke.json").read_text())
+    old = [r for r in final["measurements"] if r["phase"] == "validation"]
+    assert [r for r in resumed["measurements"] if r in old] == old
+    assert any("carried over with --resume" in n for n in resumed["notes"])
+
+    # a row of other code (here: another helpers/classifier.py) is refused, by name
+    stale = json.loads((tmp_path / "cpu_accuracy.smoke.json").read_text())
+    stale["measurements"][0]["code"] = dict(stale["measurements"][0]["code"],
+                                            **{"helpers/classifier.py": "0123456789ab"})
+    (tmp_path / "cpu_accuracy.smoke.json").write_text(json.dumps(stale))
+    with pytest.raises(cpu_accuracy.ResumeRefused, match=r"recipe/seed 1 .*helpers/classifier.py"):
+        cpu_accuracy.main([*argv, "--resume"])
+    # rows from before fingerprints were recorded are refused too
+    for row in stale["measurements"]:
+        row.pop("code")
+    (tmp_path / "cpu_accuracy.smoke.json").write_text(json.dumps(stale))
+    with pytest.raises(cpu_accuracy.ResumeRefused, match="no code fingerprint recorded"):
+        cpu_accuracy.main([*argv, "--resume"])
 
 
 def test_summary_renders_results(tmp_path, capsys):
-    result = common.Result("token_stats", "t", "smoke", machine=common.machine())
+    result = common.Result("token_stats", "t", "default", machine=common.machine())
     result.measure(examples=10, tokens=100, lab_s=0.2, course_s=0.1, floor_s=0.05,
                    floor_batch_s=0.04, counts_agree=True)
     result.ratio("lab / course at 10 examples", 0.2, 0.1, "lab loop", "helpers.tokens")
     result.ratio("course / floor at 10 examples", 0.1, 0.05, "helpers.tokens", "raw encode",
                  target=1.5, direction="max")
-    result.finish(tmp_path, command="python -m bench.token_stats --smoke")
+    result.finish(tmp_path, command="python -m bench.token_stats --profile default")
     capsys.readouterr()
     assert summary.main(["--results", str(tmp_path)]) == 0
     text = capsys.readouterr().out
@@ -184,7 +258,7 @@ def test_summary_renders_results(tmp_path, capsys):
     assert "### `bench/token_stats.py`" in text
     assert "| lab / course at 10 examples | lab loop / helpers.tokens | **2.00×** |" in text
     assert "≤ 1.5× (**missed**)" in text
-    assert "`python -m bench.token_stats --smoke` (" in text
+    assert "`python -m bench.token_stats --profile default` (" in text
     empty = summary.render({})
     assert "No benchmark results yet" in empty
 
@@ -215,9 +289,9 @@ def test_readme_performance_figures_are_the_committed_results():
 def test_summary_write_replaces_only_the_generated_block(tmp_path):
     page = tmp_path / "README.md"
     page.write_text(f"# Course\n\n## Performance\n\nLead.\n\n{summary.BEGIN}\nold\n{summary.END}\n\n## Next\n")
-    result = common.Result("token_stats", "t", "smoke", machine=common.machine())
+    result = common.Result("token_stats", "t", "default", machine=common.machine())
     result.ratio("lab / course at 10 examples", 0.2, 0.1, "lab loop", "helpers.tokens")
-    result.finish(tmp_path / "results", command="python -m bench.token_stats --smoke")
+    result.finish(tmp_path / "results", command="python -m bench.token_stats --profile default")
     assert summary.main(["--results", str(tmp_path / "results"), "--write", str(page)]) == 0
     text = page.read_text()
     assert text.startswith("# Course\n\n## Performance\n\nLead.\n\n" + summary.BEGIN)
@@ -285,7 +359,7 @@ def test_runner_runs_a_benchmark_and_prints_the_section(tmp_path):
     assert "=== bench.token_stats (smoke) ===" in proc.stdout
     assert "RATIO token_stats: course / floor at 200 examples:" in proc.stdout
     assert "## Performance" in proc.stdout and "### `bench/token_stats.py`" in proc.stdout
-    assert (tmp_path / "token_stats.json").is_file()
+    assert (tmp_path / "token_stats.smoke.json").is_file()
     bad = subprocess.run([sys.executable, "-m", "bench", "no_such_benchmark"], cwd=ROOT,
                          capture_output=True, text=True, timeout=120, check=False)
     assert bad.returncode == 2 and "unknown benchmark" in bad.stderr
