@@ -8,13 +8,22 @@ longest review (``DataCollatorWithPadding``), groups reviews of similar length i
 head (``helpers.classifier.default_recipe``). The lab's ``GPT2LMHeadModel`` on class labels does
 not run at all on transformers 5, so both recipes use the same ``GPT2ForSequenceClassification``.
 
-Variants (same reviews: the seed's 1000 training reviews; same model and initial weights):
+Variants (same reviews: the seed's 1000 training reviews; same model and initial weights; the
+same batch size 2 except ``course-recipe``). Each lever alone, against the lab, then together:
 
 - ``lab``: pad to max length, batch size 2, all layers train;
-- ``course``: the course's recipe at the lab's batch size 2 (the issue's comparison);
-- ``course-recipe``: the course's recipe with its own batch size (information);
-- ``dynamic-only`` (long profile): the lab's max length and all layers, only dynamic padding and
-  length grouping: the share of the gain that padding alone brings.
+- ``padding-only``: the lab's length and all layers; only dynamic padding (each batch padded to
+  its own longest review) and length grouping;
+- ``truncation-only``: the lab's pad-to-max and all layers, with the course's shorter maximum
+  length (128 on a CPU);
+- ``freezing-only``: the lab's pad-to-max length and batching; only the course's freezing (the
+  lower blocks frozen, the top blocks and the head train);
+- ``course``: the three together, the course's recipe at the lab's batch size 2 (the issue's
+  comparison);
+- ``course-recipe``: the course's recipe with its own batch size (information).
+
+Each variant's ratio against the lab says what its lever buys; the product of the three single
+ratios against the combined one says whether they multiply.
 
 Measured per variant: tokens fed to the model per epoch (exact: every batch of the epoch is built
 by the ``Trainer``'s own dataloader), seconds per training step (forward, backward, gradient
@@ -130,34 +139,41 @@ def make_backbone(kind: str):
 
 
 def build_variants(recipe, lab_length: int, profile: dict, profile_name: str) -> list[Variant]:
-    """The lab, the course at the lab's batch size, the course's own recipe, and (long) the
-    dynamic-padding-only variant."""
+    """The lab, each of the course's three levers alone (padding, truncation, freezing), the
+    three together at the lab's batch size, and the course's own recipe (not in smoke)."""
     course_length = min(recipe.max_length, lab_length)
     if profile_name == "smoke":
         course_length = min(64, lab_length)
+    layers = recipe.trainable_layers
+    lab_steps, course_steps = profile["lab_steps"], profile["course_steps"]
     variants = [
         Variant("lab", f"pad to {lab_length}, batch {LAB_BATCH_SIZE}, all layers", lab_length, True,
-                LAB_BATCH_SIZE, False, None, profile["lab_steps"]),
+                LAB_BATCH_SIZE, False, None, lab_steps),
+        Variant("padding-only", f"dynamic padding + length grouping; otherwise the lab's "
+                                f"({lab_length} tokens, all layers)",
+                lab_length, False, LAB_BATCH_SIZE, True, None, 2 * lab_steps),
+        Variant("truncation-only", f"truncate to {course_length}; otherwise the lab's (pad to "
+                                   f"{course_length}, all layers)",
+                course_length, True, LAB_BATCH_SIZE, False, None, course_steps),
+        Variant("freezing-only", f"{_layers(layers)}; otherwise the lab's (pad to {lab_length})",
+                lab_length, True, LAB_BATCH_SIZE, False, layers, lab_steps),
         Variant("course", f"truncate to {course_length}, dynamic padding, length grouping, "
-                          f"batch {LAB_BATCH_SIZE}, "
-                          + _layers(recipe.trainable_layers),
-                course_length, False, LAB_BATCH_SIZE, True, recipe.trainable_layers,
-                profile["course_steps"]),
+                          f"batch {LAB_BATCH_SIZE}, " + _layers(layers),
+                course_length, False, LAB_BATCH_SIZE, True, layers, course_steps),
     ]
     if recipe.train_batch_size != LAB_BATCH_SIZE and profile_name != "smoke":
         variants.append(Variant(
             "course-recipe", f"the course's recipe as is: batch {recipe.train_batch_size}, "
-                             f"truncate to {course_length}, " + _layers(recipe.trainable_layers),
-            course_length, False, recipe.train_batch_size, True, recipe.trainable_layers,
-            max(1, profile["course_steps"] // 2),
-        ))
-    if profile_name == "long":
-        variants.append(Variant(
-            "dynamic-only", f"the lab's length {lab_length} and all layers, batch "
-                            f"{LAB_BATCH_SIZE}; only dynamic padding + length grouping",
-            lab_length, False, LAB_BATCH_SIZE, True, None, profile["lab_steps"] * 2,
+                             f"truncate to {course_length}, " + _layers(layers),
+            course_length, False, recipe.train_batch_size, True, layers,
+            max(1, course_steps // 2),
         ))
     return variants
+
+
+#: The single levers: variant name -> what it changes against the lab.
+LEVERS = {"padding-only": "dynamic padding + length grouping", "truncation-only": "truncation",
+          "freezing-only": "freezing the lower blocks"}
 
 
 def _layers(trainable: int | None) -> str:
@@ -334,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
             real = {}
             if do_real:
                 for variant in variants:
-                    if variant.name != "lab":
+                    if variant.name.startswith("course"):  # the others' epochs take hours
                         real[variant.name] = real_epoch(variant)
                         print(f"  {variant.name}: real epoch with Trainer.train() "
                               f"{common.fmt_seconds(real[variant.name])}", flush=True)
@@ -344,6 +360,8 @@ def main(argv: list[str] | None = None) -> int:
             rows[variant.name] = result.measure(
                 variant=variant.name, description=variant.description,
                 max_length=variant.max_length, batch_size=variant.batch_size,
+                pad_to_max=variant.pad_to_max, group_by_length=variant.group_by_length,
+                trainable_layers=variant.trainable_layers,
                 steps_per_epoch=len(variant.batches), tokens_per_epoch=variant.tokens_per_epoch,
                 real_tokens=variant.real_tokens,
                 padding_share=1 - variant.real_tokens / variant.tokens_per_epoch,
@@ -378,12 +396,26 @@ def main(argv: list[str] | None = None) -> int:
             result.ratio("seconds per epoch, lab vs the course's own batch size (extrapolated)",
                          lab["epoch_s_extrapolated"], rows["course-recipe"]["epoch_s_extrapolated"],
                          "lab", "course-recipe")
-        if "dynamic-only" in rows:
-            result.ratio("tokens per epoch, dynamic padding alone", lab["tokens_per_epoch"],
-                         rows["dynamic-only"]["tokens_per_epoch"], "lab", "dynamic-only")
-            result.ratio("seconds per epoch, dynamic padding alone (extrapolated)",
-                         lab["epoch_s_extrapolated"], rows["dynamic-only"]["epoch_s_extrapolated"],
-                         "lab", "dynamic-only")
+        product = 1.0
+        for name, lever in LEVERS.items():
+            variant = rows[name]
+            result.ratio(f"{lever} alone: tokens per epoch", lab["tokens_per_epoch"],
+                         variant["tokens_per_epoch"], "lab", name)
+            ratio = result.ratio(f"{lever} alone: seconds per epoch (extrapolated)",
+                                 lab["epoch_s_extrapolated"], variant["epoch_s_extrapolated"],
+                                 "lab", name)
+            product *= ratio.value
+        combined = next(r for r in result.ratios
+                        if r.name == "seconds per epoch, same batch size (extrapolated)").value
+        result.note(
+            "what each lever buys, seconds per epoch against the lab's: "
+            + ", ".join(f"{lever} {lab['epoch_s_extrapolated'] / rows[name]['epoch_s_extrapolated']:.1f}x"
+                        for name, lever in LEVERS.items())
+            + f"; the three together {combined:.1f}x, against {product:.1f}x for the product of "
+            "the three alone: " + (
+                "they compound" if combined >= 0.8 * product else
+                "they overlap (dynamic padding and truncation both cut the positions a step "
+                "processes, so once one is on the other has less left to cut)"))
         result.note(
             f"the lab's epoch ({lab['steps_per_epoch']} steps) is extrapolated from "
             f"{lab['timed_steps']} timed steps; the course's from {course['timed_steps']}"

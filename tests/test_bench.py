@@ -74,15 +74,35 @@ def test_gpt2_recipe_smoke(tmp_path, capsys):
     output, data = run_in_process("gpt2_recipe", tmp_path, capsys)
     check_result("gpt2_recipe", output, data, ["tokens per epoch", "seconds per epoch"])
     rows = {row["variant"]: row for row in data["measurements"]}
-    assert {"lab", "course"} <= set(rows)
+    assert {"lab", "padding-only", "truncation-only", "freezing-only", "course"} <= set(rows)
     lab, course = rows["lab"], rows["course"]
     # the lab pads every review to the maximum length: tokens per epoch = steps * 2 * max_length
     assert lab["tokens_per_epoch"] == lab["real_tokens"] / (1 - lab["padding_share"])
     assert lab["tokens_per_epoch"] == 16 * lab["max_length"]
     assert course["tokens_per_epoch"] <= 16 * course["max_length"]
-    assert course["batch_size"] == lab["batch_size"] == 2
+    assert {row["batch_size"] for row in rows.values()} == {2}, "one batch size for every lever"
     tokens_ratio = next(r for r in data["ratios"] if r["name"].startswith("tokens per epoch"))
     assert tokens_ratio["value"] == pytest.approx(lab["tokens_per_epoch"] / course["tokens_per_epoch"])
+
+    # Each single-lever variant differs from the lab's recipe in its lever only, on the same
+    # model and batch size, and has its own ratio against the lab.
+    settings = ("max_length", "pad_to_max", "group_by_length", "trainable_layers", "batch_size")
+    lever_of = {"padding-only": {"pad_to_max", "group_by_length"},
+                "truncation-only": {"max_length"}, "freezing-only": {"trainable_layers"}}
+    for name, lever in lever_of.items():
+        differs = {k for k in settings if rows[name][k] != lab[k]}
+        assert differs == lever, (name, differs)
+        assert rows[name][next(iter(lever))] == course[next(iter(lever))], "the course's setting"
+        ratios = [r for r in data["ratios"] if r["candidate"] == name]
+        assert {r["name"].split(": ")[1] for r in ratios} == {
+            "tokens per epoch", "seconds per epoch (extrapolated)"}, ratios
+    # what each lever does to the tokens fed: exact, from the Trainer's own batches
+    assert rows["truncation-only"]["tokens_per_epoch"] == 16 * course["max_length"]
+    assert rows["freezing-only"]["tokens_per_epoch"] == lab["tokens_per_epoch"]
+    assert rows["freezing-only"]["trainable_params"] < lab["trainable_params"]
+    assert rows["padding-only"]["real_tokens"] == lab["real_tokens"]
+    assert rows["padding-only"]["tokens_per_epoch"] < lab["tokens_per_epoch"]
+    assert any(n.startswith("what each lever buys") for n in data["notes"])
 
 
 @pytest.mark.slow
