@@ -12,7 +12,10 @@ scores each mode wrote to the gradebook must agree submission by submission.
 
 Ratios: plain ``nbgrader autograde`` / ``--jobs 2`` and ``--jobs 1`` / ``--jobs 2`` per N (target:
 ``--jobs 2`` at least 1.5x faster than one after another for N >= 16), and how the time per
-submission grows with N.
+submission grows with N. The exit status is 1 when a submission was not graded or the modes'
+scores differ (the result file says which), so the benchmark doubles as a check that parallel
+grading scores as nbgrader does. This is the course's one grading measurement (it replaces
+``autograder/measure.py``).
 
 Run: ``python -m bench.grading [--profile smoke|default|long] [--sizes 4,16] [--assignments A,B]``.
 """
@@ -163,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
                           flush=True)
                 agree = len({tuple(sorted(v.items())) for v in found.values()}) == 1
                 if not agree:
+                    failures += 1
                     result.note(f"{assignment} N={n}: the modes' scores DIFFER: {found}")
                 for mode in modes:
                     result.measure(assignment=assignment, n=n, mode=mode, seconds=seconds[mode],
