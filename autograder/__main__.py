@@ -6,6 +6,8 @@
   N at a time, each in its own process, working copy and sandbox; prints the summary table;
 - ``feedback [ASSIGNMENT]``: feedback HTML (hidden tests removed) into ``feedback/``;
 - ``export [--to grades.csv]``: the grade CSV;
+- ``collect ARCHIVE.zip ASSIGNMENT``, ``export --format canvas``, ``similarity ASSIGNMENT``:
+  the LMS steps, LMS in and out, and the report of similar answers (``autograder/lms_cli.py``);
 - ``summary``: the table of the last grading runs;
 - ``check [ASSIGNMENT ...]``: the CI check (release up to date, no solution or hidden-test
   marker in ``release/``, source scores full, untouched release scores zero);
@@ -49,6 +51,11 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("export", help="write the grade CSV")
     p.add_argument("--to", help="output file (default: grades.csv in the course root)")
+    # --- LMS in/out and similarity: collect, export --format canvas, similarity (lms_cli.py)
+    from autograder import lms_cli
+
+    lms_cli.add_parsers(sub, p)
+    # --- end of the LMS block
 
     sub.add_parser("summary", help="print the table of the last grading runs")
 
@@ -96,6 +103,13 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "feedback":
             files = grading.feedback(root, args.assignment)
             print(f"{len(files)} feedback files under {root / 'feedback'}")
+        # --- LMS block: collect, export --format canvas, similarity (lms_cli.py)
+        elif args.command in ("collect", "similarity") or (
+                args.command == "export" and args.format != "csv"):
+            from autograder import lms_cli
+
+            return lms_cli.run(args, root)
+        # --- end of the LMS block
         elif args.command == "export":
             print(f"wrote {grading.export(root, args.to)}")
         elif args.command == "summary":
