@@ -192,13 +192,15 @@ def _detect(listed: list, lms: str) -> tuple[str, LMSCollector, list]:
         if best is None or fits > best[0]:
             best = (fits, name, collector, stripped)
     fits, name, collector, stripped = best
-    if not fits and lms == "auto":
+    if not fits:
         paths = [p.as_posix() for _, p in listed if not _is_junk(p)]
         shown = ", ".join(paths[:4]) + (" ..." if len(paths) > 4 else "")
+        examples = {"canvas": "Canvas's ('doejane_48213_901_notebook.ipynb')",
+                    "moodle": "Moodle's ('Jane Doe_1234567_assignsubmission_file_/notebook.ipynb')"}
+        wanted = " or ".join(v for k, v in examples.items() if lms in ("auto", k))
         raise CollectError(
-            f"no member's name fits Canvas's ('doejane_48213_901_notebook.ipynb') or Moodle's "
-            f"('Jane Doe_1234567_assignsubmission_file_/notebook.ipynb') naming: {shown or 'empty'}"
-            f". Is this the LMS's bulk download of submissions?")
+            f"no member's name fits {wanted} naming: {shown or 'the archive is empty'}. Is this "
+            f"the LMS's bulk download of submissions?")
     return name, collector, stripped
 
 

@@ -214,8 +214,8 @@ def compare(submissions: list[Answers], boilerplate: tuple[str, str], *, k: int 
                 share[1] += sb * fb.token_coverage
                 size[0] += fa.token_coverage
                 size[1] += fb.token_coverage
-            pair = Pair(a, b, share[0] / size[0] if size[0] else 0.0,
-                        share[1] / size[1] if size[1] else 0.0, parts["code"], parts["text"],
+            pair = Pair(a, b, float(share[0] / size[0]) if size[0] else 0.0,
+                        float(share[1] / size[1]) if size[1] else 0.0, parts["code"], parts["text"],
                         identical=bool(size[0]) and (a.code, a.text) == (b.code, b.text))
             found.append((pair, slices))
     found.sort(key=lambda f: (-f[0].score, f[0].a.label, f[0].b.label))

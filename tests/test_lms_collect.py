@@ -280,6 +280,8 @@ def test_an_archive_of_no_lms_and_a_file_that_is_no_zip_are_refused(course: Path
                                                                    tmp_path: Path) -> None:
     with pytest.raises(CollectError, match="fits Canvas's .* or Moodle's"):
         collect(course, make_zip(tmp_path / "x.zip", [(NB, NOTEBOOK)]), A, roster=roster)
+    with pytest.raises(CollectError, match="fits Moodle's .*: okaforamara_48211"):
+        collect(course, CANVAS, A, roster=roster, lms="moodle")
     text = tmp_path / "grades.zip"
     text.write_text("not a zip")
     with pytest.raises(CollectError, match="not a zip archive"):
