@@ -8,7 +8,8 @@ PY := $(VENV)/bin/python
 # The CPU wheel of torch that this course pins for set-up (a CUDA build is gigabytes).
 TORCH_SPEC ?= torch==2.13.0
 # Tests and grading never touch the network: tests/offline.sh runs them in a network
-# namespace with only loopback (falls back to HF_HUB_OFFLINE=1 alone where that is not allowed).
+# namespace with only loopback (falls back to HF_HUB_OFFLINE=1 alone where that is not allowed,
+# except under CI=true, where it fails and says what is missing).
 OFFLINE := bash tests/offline.sh
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
