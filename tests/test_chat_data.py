@@ -4,6 +4,7 @@ each checked by kind AND line on a file written to disk."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -267,13 +268,56 @@ def test_empty_file(tmp_path, content):
     assert report.examples == []
 
 
-def test_every_error_kind_is_known():
-    assert set(chat_data.ERROR_KINDS) == {
-        "data_type", "missing_messages_list", "message_missing_key", "message_unrecognized_key",
-        "unrecognized_role", "missing_content", "example_missing_assistant_message",
-        "invalid_json", "invalid_encoding", "invalid_weight", "example_too_long",
-        "too_few_examples", "empty_file",
+def _one_bad(bad: str | bytes | dict | list, n_good: int = 10) -> list[str | bytes]:
+    lines: list[str | bytes] = good_lines(n_good)
+    lines.insert(1, json.dumps(bad) if isinstance(bad, (dict, list)) else bad)
+    return lines
+
+
+def _without(key: str) -> dict:
+    bad = example()
+    del bad["messages"][1][key]
+    return bad
+
+
+def _with(index: int, **fields) -> dict:
+    bad = example()
+    bad["messages"][index].update(fields)
+    return bad
+
+
+def test_every_error_kind_is_reported_and_documented(tmp_path):
+    """ERROR_KINDS, the interface the emulator and the CLI rely on, is what the validator
+    reports: one hand-made file per kind reports that kind, together they report no other, and
+    the module's docstring names the same kinds."""
+    no_assistant = example()
+    no_assistant["messages"].pop()
+    files: dict[str, tuple[list[str | bytes], dict]] = {
+        "data_type": (_one_bad([1, 2]), {}),
+        "missing_messages_list": (_one_bad({"prompt": "q", "completion": "a"}), {}),
+        "message_missing_key": (_one_bad(_without("content")), {}),
+        "message_unrecognized_key": (_one_bad(_with(1, contnet="typo")), {}),
+        "unrecognized_role": (_one_bad(_with(1, role="narrator")), {}),
+        "missing_content": (_one_bad(_with(2, content="  ")), {}),
+        "example_missing_assistant_message": (_one_bad(no_assistant), {}),
+        "invalid_json": (_one_bad("{not json"), {}),
+        "invalid_encoding": (_one_bad("époque".encode("latin-1")), {}),
+        "invalid_weight": (_one_bad(_with(2, weight=0.5)), {}),
+        "example_too_long": (_one_bad(example(answer="token " * 17_000)),
+                             {"model": "gpt-35-turbo"}),
+        "too_few_examples": (good_lines(9), {}),
+        "empty_file": ([b""], {}),
     }
+    reported: set[str] = set()
+    for kind, (lines, options) in files.items():
+        path = write(tmp_path, lines, name=f"{kind}.jsonl")
+        kinds = {issue.kind for issue in chat_data.validate_file(path, **options).errors}
+        assert kind in kinds, (kind, kinds)
+        reported |= kinds
+    assert reported == set(chat_data.ERROR_KINDS)
+    assert len(chat_data.ERROR_KINDS) == len(set(chat_data.ERROR_KINDS))
+    doc = chat_data.__doc__.split("Error kinds", 1)[1].split("Warning kinds", 1)[0]
+    assert set(re.findall(r"``(\w+)``", doc)) - {"None"} == set(chat_data.ERROR_KINDS)
 
 
 def test_several_bad_lines_are_all_reported(tmp_path):
