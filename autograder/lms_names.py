@@ -27,11 +27,13 @@ from traitlets import Unicode
 
 from autograder import roster as roster_mod
 
+#: ``doejane_late_48213_901_nb.ipynb``; Canvas before 2019: ``doe-jane-late_48213_901_...``
 CANVAS_FILE = re.compile(
-    r"(?i)^(?:(?P<name>[^/]*?)_)?(?:(?P<late>late)_)?(?P<student_id>\d+)_(?P<attachment_id>\d+)"
-    r"_(?P<file_id>[^/]+)$")
+    r"(?i)^(?:(?P<name>[^/]*?)(?:[-_](?P<late>late))?_)?(?P<student_id>\d+)"
+    r"_(?P<attachment_id>\d+)_(?P<file_id>[^/]+)$")
 CANVAS_TEXT = re.compile(
-    r"(?i)^(?:(?P<name>[^/]*?)_)?(?:(?P<late>late)_)?(?P<student_id>\d+)_(?P<kind>text|link)\.html$")
+    r"(?i)^(?:(?P<name>[^/]*?)(?:[-_](?P<late>late))?_)?(?P<student_id>\d+)"
+    r"_(?P<kind>text|link)\.html$")
 MOODLE_FILE = re.compile(
     r"^(?P<name>[^/]*)_(?P<student_id>\d+)_assignsubmission_(?P<plugin>[a-z]+)_"
     r"(?:/(?P<file_id>.+)|(?P<flat>[^/]+))$")
@@ -95,16 +97,19 @@ class CanvasCollector(LMSCollector):
         the attachment id: a later upload has a larger one), ``{..., text: kind}`` for a text or
         URL submission, None for another name."""
         match = re.match(self.named_regexp, path)
-        if match:
-            return {"name": match["name"] or "", "student_id": match["student_id"],
-                    "late": bool(match["late"]), "order": int(match["attachment_id"]),
-                    "file_id": match["file_id"]}
-        match = CANVAS_TEXT.match(path)
-        if match:
-            return {"name": match["name"] or "", "student_id": match["student_id"],
-                    "late": bool(match["late"]), "order": 0, "file_id": path,
-                    "text": "text entry" if match["kind"].lower() == "text" else "URL"}
-        return None
+        text = None if match else CANVAS_TEXT.match(path)
+        if not (match or text):
+            return None
+        found = match or text
+        name, late = found["name"] or "", bool(found["late"])
+        if name.casefold() == "late":  # no name (anonymous grading), late
+            name, late = "", True
+        if text:
+            return {"name": name, "student_id": text["student_id"], "late": late, "order": 0,
+                    "file_id": path,
+                    "text": "text entry" if text["kind"].lower() == "text" else "URL"}
+        return {"name": name, "student_id": match["student_id"], "late": late,
+                "order": int(match["attachment_id"]), "file_id": match["file_id"]}
 
 
 class MoodleCollector(LMSCollector):

@@ -346,3 +346,50 @@ def test_nbgrader_zip_collect_reads_canvas_names_with_the_course_collector(
     grading.nbgrader(["zip_collect", A, "--collector=autograder.lms_names.CanvasCollector",
                       f"--CanvasCollector.roster={LMS / 'roster.csv'}"], course, timeout=300)
     assert set(submitted(course)) == {f"amara/{A}/{NB}", f"bjorn/{A}/{NB}"}
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("doejane_48213_901_gpt4o_jsonl.ipynb", ("doejane", "48213", False, 901, NB)),
+    ("doejane_late_48213_901_gpt4o_jsonl-2.ipynb", ("doejane", "48213", True, 901,
+                                                    "gpt4o_jsonl-2.ipynb")),
+    ("doejane_LATE_48213_901_data_2024_v2.jsonl", ("doejane", "48213", True, 901,
+                                                  "data_2024_v2.jsonl")),
+    ("doe-jane-late_48213_901_my notebook.ipynb", ("doe-jane", "48213", True, 901,
+                                                   "my notebook.ipynb")),  # Canvas before 2019
+    ("müllerjörg_48213_901_gpt4o_jsonl.ipynb", ("müllerjörg", "48213", False, 901, NB)),
+    ("48213_901_gpt4o_jsonl.ipynb", ("", "48213", False, 901, NB)),  # anonymous grading
+    ("late_48213_901_gpt4o_jsonl.ipynb", ("", "48213", True, 901, NB)),
+    ("doejane_late_48213_text.html", ("doejane", "48213", True, 0, "doejane_late_48213_text.html")),
+    ("gpt4o_jsonl.ipynb", None),
+    ("doejane_48213_gpt4o_jsonl.ipynb", None),
+    ("folder/doejane_48213_901_gpt4o_jsonl.ipynb", None),
+])
+def test_canvas_file_names(name: str, expected) -> None:
+    from autograder.lms_names import CanvasCollector
+
+    parsed = CanvasCollector().parse(name)
+    got = parsed and (parsed["name"], parsed["student_id"], parsed["late"], parsed["order"],
+                      parsed["file_id"])
+    assert got == expected
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("Jane Doe_1234567_assignsubmission_file_/gpt4o_jsonl.ipynb", ("Jane Doe", "1234567", NB)),
+    ("Jane Doe_1234567_assignsubmission_file_/data/training_set.jsonl",
+     ("Jane Doe", "1234567", "data/training_set.jsonl")),
+    ("Jane Doe_1234567_assignsubmission_file_gpt4o_jsonl.ipynb", ("Jane Doe", "1234567", NB)),
+    ("Participant_1234567_assignsubmission_file_/gpt4o_jsonl.ipynb", ("", "1234567", NB)),
+    ("Team 2-Jane Doe_1234567_assignsubmission_file_/x_1_2.ipynb",
+     ("Team 2-Jane Doe", "1234567", "x_1_2.ipynb")),
+    ("Jane Doe_1234567_assignsubmission_onlinetext_/onlinetext.html",
+     ("Jane Doe", "1234567", "onlinetext.html")),
+    ("Jane Doe_assignsubmission_file_/gpt4o_jsonl.ipynb", None),
+    ("doejane_48213_901_gpt4o_jsonl.ipynb", None),
+])
+def test_moodle_file_names(name: str, expected) -> None:
+    from autograder.lms_names import MoodleCollector
+
+    parsed = MoodleCollector().parse(name)
+    assert (parsed and (parsed["name"], parsed["student_id"], parsed["file_id"])) == expected
+    if parsed and "onlinetext" in name:
+        assert parsed["text"] == "online text"
