@@ -77,7 +77,9 @@ class StudentResult:
     student: str
     assignment: str
     lms: str  # the LMS identity, e.g. "Canvas user 48213 (doejane)"
-    status: str  # collected, unchanged, replaced, kept existing, rejected, would collect
+    #: collected, replaced, unchanged (the same files are there), kept existing (a different
+    #: submission is there), rejected (see notes), no file; dry run: would collect / replace
+    status: str
     files: list[str] = field(default_factory=list)
     late: bool = False
     notes: list[str] = field(default_factory=list)
