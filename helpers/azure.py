@@ -825,20 +825,44 @@ def compare_answers(
     return _to_frame(rows, ["question", *deployments])
 
 
+def delete_job(client: AzureOpenAI, job_id: str) -> bool:
+    """Delete a finished fine-tuning job (``DELETE /fine_tuning/jobs/{id}``, 204; the SDK has no
+    method for it). Needs api-version 2024-12-01-preview or later; a job that is still active
+    must be cancelled first. Returns ``False`` when it was already gone."""
+    import httpx
+    from openai import NotFoundError
+
+    try:
+        client.delete(f"/fine_tuning/jobs/{job_id}", cast_to=httpx.Response)
+    except NotFoundError as exc:
+        body = exc.body if isinstance(exc.body, dict) else {}
+        if body.get("message") == "Resource not found":  # the route itself is missing
+            raise RuntimeError(
+                f"Deleting fine-tuning jobs needs api-version 2024-12-01-preview or later; this "
+                f"client uses {getattr(client, '_api_version', 'an older one')}.") from None
+        return False
+    return True
+
+
 def clean_up(
     backend: Backend,
     *,
     deployment: str | None = None,
     file_ids: Iterable[str] = (),
+    job_ids: Iterable[str] = (),
 ) -> dict[str, list[str]]:
-    """Delete the fine-tuned deployment and the uploaded files. Returns what was deleted and
-    what was already gone, so running it twice is harmless."""
+    """Delete the fine-tuned deployment, the uploaded files and (``job_ids``, on an api-version
+    that can) the jobs. Returns what was deleted and what was already gone, so running it twice
+    is harmless."""
     from openai import NotFoundError
 
     report: dict[str, list[str]] = {"deleted": [], "already_gone": []}
     if deployment:
         key = "deleted" if delete_deployment(backend, deployment) else "already_gone"
         report[key].append(f"deployment {deployment}")
+    for job_id in job_ids:
+        key = "deleted" if delete_job(backend.client, job_id) else "already_gone"
+        report[key].append(f"job {job_id}")
     for file_id in file_ids:
         try:
             backend.client.files.delete(file_id)

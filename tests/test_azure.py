@@ -282,6 +282,7 @@ def test_a_bad_training_file_stops_the_wait_with_its_lines(emulated, tmp_path):
 def test_a_cancelled_job_stops_the_wait(emulated, tmp_path):
     client = emulated.client
     train = azure.upload_file(client, _write(tmp_path / "train.jsonl", 12))
+    azure.wait_for_files(client, [train.id], poll_interval=0.05)
     job = azure.create_job(client, train.id, hyperparameters={"n_epochs": 25})
     client.fine_tuning.jobs.cancel(job.id)
     with pytest.raises(azure.FineTuningJobError, match="cancelled"):

@@ -1,7 +1,8 @@
 """The local Azure OpenAI emulator through the real ``openai`` SDK, in-process (no socket).
 
-The lab's own calls run as the lab writes them (two uploads, ``jobs.create(model="gpt-4o",
-seed=105, ...)``, ``retrieve`` until ``succeeded``, the deployment PUT, the chat call), then the
+The lab's own calls run as the lab writes them, with only the model name versioned (two uploads,
+``jobs.create(model="gpt-4o-2024-08-06", seed=105, ...)``, ``retrieve`` until ``succeeded``, the
+deployment PUT, the chat call; a learner's pause between cells), then the
 rest of the API: events, checkpoints, cancel, paging, models, ``/v1`` with ``openai.OpenAI``,
 the error statuses and shapes, seeded determinism and persistence. Backend ``tiny`` (seconds).
 """
@@ -77,9 +78,22 @@ def deploy(emu_http, api_key: str, model: str, name: str = "gpt-4o-ft", **path_p
     )
 
 
-def upload(client, path: Path, purpose: str = "fine-tune"):
+def upload(client, path: Path, purpose: str = "fine-tune", *, wait: bool = True):
+    """Upload a file and (``wait``) poll until Azure's import has ``processed`` it."""
     with open(path, "rb") as handle:
-        return client.files.create(file=handle, purpose=purpose)
+        uploaded = client.files.create(file=handle, purpose=purpose)
+    deadline = time.monotonic() + 30
+    while wait and uploaded.status == "pending":
+        assert time.monotonic() < deadline, f"{uploaded.id} still pending"
+        time.sleep(0.02)
+        uploaded = client.files.retrieve(uploaded.id)
+    return uploaded
+
+
+def between_cells(emu) -> None:
+    """The time a learner takes to run the next cell: longer than the emulator's file import
+    and deployment (Azure's take seconds to minutes; the lab's cells never wait in code)."""
+    time.sleep(max(emu.emulator.file_delay, emu.emulator.deploy_delay) + 0.05)
 
 
 def loss_sequence(client, job) -> list[float]:
@@ -110,7 +124,7 @@ def finished_job(emu, client, data):
     """One short job shared by the read-only tests below."""
     train = upload(client, data["train"], "fine-tune")
     valid = upload(client, data["valid"], "fine-tune")
-    job = client.fine_tuning.jobs.create(model="gpt-4o", training_file=train.id,
+    job = client.fine_tuning.jobs.create(model="gpt-4o-2024-08-06", training_file=train.id,
                                          validation_file=valid.id, seed=7,
                                          hyperparameters={"n_epochs": 4})
     done = emu.wait_for_job(job.id, timeout=240)
@@ -129,11 +143,12 @@ def test_lab_calls_in_process(emu):
         file=open(LAB_DATA / "training_set.jsonl", "rb"), purpose="fine-tune")  # noqa: SIM115
     validation_response = client.files.create(
         file=open(LAB_DATA / "validation_set.jsonl", "rb"), purpose="fine-tune")  # noqa: SIM115
+    between_cells(emu)
     response = client.fine_tuning.jobs.create(
         training_file=training_response.id, validation_file=validation_response.id,
-        model="gpt-4o", seed=105)
+        model="gpt-4o-2024-08-06", seed=105)
     job_id = response.id
-    assert response.status == "validating_files"
+    assert response.status == "pending"
     assert job_id.startswith("ftjob-") and len(job_id) == 6 + 32
     status = response.status
     deadline = time.monotonic() + 300
@@ -144,15 +159,16 @@ def test_lab_calls_in_process(emu):
         status = response.status
     dumped = json.loads(response.model_dump_json(indent=2))
     assert dumped["status"] == "succeeded", dumped["error"]
-    assert dumped["fine_tuned_model"] == f"gpt-4o.ft-{job_id[6:]}"
+    assert dumped["fine_tuned_model"] == f"gpt-4o-2024-08-06.ft-{job_id[6:]}"
     assert dumped["seed"] == 105 and dumped["trained_tokens"] > 0
     assert dumped["hyperparameters"] == {"n_epochs": 10, "batch_size": 1,
                                          "learning_rate_multiplier": 1.0}  # "auto" for 10 examples
 
     r = deploy(emu.http, emu.api_key, response.fine_tuned_model)
     assert r.status_code == 201, r.text
-    assert r.json()["properties"]["provisioningState"] == "Succeeded"
+    assert r.json()["properties"]["provisioningState"] == "Accepted"
 
+    between_cells(emu)
     chat = client.chat.completions.create(model="gpt-4o-ft", messages=LAB_MESSAGES)
     assert isinstance(chat.choices[0].message.content, str)
     assert chat.model == response.fine_tuned_model
@@ -166,9 +182,10 @@ def test_lab_calls_in_process(emu):
     assert uploads[0].form["bytes"] == (LAB_DATA / "training_set.jsonl").stat().st_size
     jobs = [r for r in emu.requests if r.method == "POST" and r.path.endswith("/fine_tuning/jobs")]
     assert len(jobs) == 1 and isinstance(jobs[0], RecordedRequest)
-    assert jobs[0].body == {"model": "gpt-4o", "seed": 105, "training_file": training_response.id,
+    assert jobs[0].body == {"model": "gpt-4o-2024-08-06", "seed": 105,
+                            "training_file": training_response.id,
                             "validation_file": validation_response.id}
-    assert jobs[0].query == {"api-version": "2024-10-21"} and jobs[0].status == 200
+    assert jobs[0].query == {"api-version": "2024-10-21"} and jobs[0].status == 201
     assert any(r.method == "PUT" and r.status == 201 for r in emu.requests)
 
 
@@ -195,9 +212,11 @@ def test_job_lifecycle_events_checkpoints_results(client, finished_job):
 
     checkpoints = client.fine_tuning.jobs.checkpoints.list(job.id).data
     assert [c.step_number for c in checkpoints] == [40, 30, 20]  # the last 3 epochs, newest first
+    assert checkpoints[0].fine_tuned_model_checkpoint == job.fine_tuned_model  # Azure: the last
+    for c in checkpoints[1:]:
+        assert c.fine_tuned_model_checkpoint == f"{job.fine_tuned_model}:ckpt-step-{c.step_number}"
     for c in checkpoints:
         assert c.id.startswith("ftchkpt-") and c.fine_tuning_job_id == job.id
-        assert c.fine_tuned_model_checkpoint == f"{job.fine_tuned_model}:ckpt-step-{c.step_number}"
         assert c.metrics.train_loss is not None and c.metrics.full_valid_loss is not None
 
     results = client.files.retrieve(job.result_files[0])
@@ -226,6 +245,7 @@ def test_deploy_fine_tuned_model_and_checkpoint_then_chat(emu, client, finished_
     assert body["properties"]["model"]["name"] == finished_job.fine_tuned_model
     assert deploy(emu.http, emu.api_key, finished_job.fine_tuned_model,
                   name="my-ft").status_code == 200  # an update
+    between_cells(emu)
     got = emu.http.get(InProcessEmulator.management_path("my-ft"),
                        params={"api-version": "2023-05-01"},
                        headers={"Authorization": f"Bearer {emu.api_key}"})
@@ -239,6 +259,7 @@ def test_deploy_fine_tuned_model_and_checkpoint_then_chat(emu, client, finished_
     checkpoint = client.fine_tuning.jobs.checkpoints.list(finished_job.id).data[-1]
     assert deploy(emu.http, emu.api_key, checkpoint.fine_tuned_model_checkpoint,
                   name="ckpt").status_code == 201
+    between_cells(emu)
     chat = client.chat.completions.create(model="ckpt", messages=LAB_MESSAGES, max_tokens=3)
     assert chat.model == checkpoint.fine_tuned_model_checkpoint
 
@@ -306,14 +327,14 @@ def test_cancel_running_and_queued_jobs(tmp_path):
     with InProcessEmulator(backend="tiny", step_delay=0.05) as emu:
         client = emu.azure_client()
         f = upload(client, write_examples(tmp_path / "t.jsonl"))
-        running = client.fine_tuning.jobs.create(model="gpt-4o-mini", training_file=f.id,
+        running = client.fine_tuning.jobs.create(model="gpt-4o-mini-2024-07-18", training_file=f.id,
                                                  hyperparameters={"n_epochs": 20})
-        queued = client.fine_tuning.jobs.create(model="gpt-4o-mini", training_file=f.id)
+        queued = client.fine_tuning.jobs.create(model="gpt-4o-mini-2024-07-18", training_file=f.id)
         deadline = time.monotonic() + 120
         while client.fine_tuning.jobs.retrieve(running.id).status != "running":
             assert time.monotonic() < deadline
             time.sleep(0.05)
-        assert client.fine_tuning.jobs.retrieve(queued.id).status in ("validating_files", "queued")
+        assert client.fine_tuning.jobs.retrieve(queued.id).status == "pending"
 
         cancelled = client.fine_tuning.jobs.cancel(queued.id)
         assert cancelled.status == "cancelled"
@@ -333,12 +354,20 @@ def test_cancel_running_and_queued_jobs(tmp_path):
 
 
 def test_bad_training_file_fails_the_job_naming_its_lines(client, tmp_path):
-    bad = write_examples(tmp_path / "bad.jsonl", n=12, broken={
-        3: '{"messages": [{"role": "user", "content": "no answer"}',  # invalid JSON
+    # Azure's import refuses a file that is not JSON Lines: status "error", details name the line
+    not_jsonl = upload(client, write_examples(tmp_path / "bad.jsonl", n=12, broken={
+        3: '{"messages": [{"role": "user", "content": "no answer"}'}))
+    assert not_jsonl.status == "error" and "Line 3" in not_jsonl.status_details
+    with pytest.raises(openai.BadRequestError) as info:
+        client.fine_tuning.jobs.create(model="gpt-4o-2024-08-06", training_file=not_jsonl.id)
+    assert "must point to a completed file import" in info.value.message
+    # valid JSON Lines with bad examples: imported, then the job fails naming the lines
+    bad = write_examples(tmp_path / "bad2.jsonl", n=12, broken={
+        3: json.dumps({"messages": [{"role": "user", "content": "no answer"}]}),
         7: json.dumps({"messages": [{"role": "user", "content": "only a question"}]}),
     })
     f = upload(client, bad, "fine-tune")
-    job = client.fine_tuning.jobs.create(model="gpt-4o", training_file=f.id)
+    job = client.fine_tuning.jobs.create(model="gpt-4o-2024-08-06", training_file=f.id)
     deadline = time.monotonic() + 60
     while job.status not in ("failed", "succeeded"):
         assert time.monotonic() < deadline
@@ -346,13 +375,13 @@ def test_bad_training_file_fails_the_job_naming_its_lines(client, tmp_path):
         job = client.fine_tuning.jobs.retrieve(job.id)
     assert job.status == "failed"
     assert job.error.param == "training_file" and job.error.code == "invalid_training_file"
-    assert "lines 3, 7" in job.error.message and "bad.jsonl" in job.error.message
+    assert "lines 3, 7" in job.error.message and "bad2.jsonl" in job.error.message
     assert "line 3" in job.error.message and "line 7" in job.error.message
     events = client.fine_tuning.jobs.list_events(job.id).data
     assert events[0].level == "error" and "lines 3, 7" in events[0].message
 
     few = upload(client, write_examples(tmp_path / "few.jsonl", n=4))
-    job = client.fine_tuning.jobs.create(model="gpt-4o", training_file=few.id)
+    job = client.fine_tuning.jobs.create(model="gpt-4o-2024-08-06", training_file=few.id)
     for _ in range(600):
         job = client.fine_tuning.jobs.retrieve(job.id)
         if job.status == "failed":
@@ -367,8 +396,9 @@ def test_errors_401_404_413_400_and_their_shape(emu, client, data, tmp_path):
     with pytest.raises(openai.AuthenticationError) as info:
         wrong.files.list()
     assert info.value.status_code == 401
-    assert set(info.value.body) == {"message", "type", "param", "code"}
-    assert info.value.body["code"] == "invalid_api_key"
+    assert set(info.value.body) == {"message", "code"}  # Azure's data-plane 401
+    assert info.value.body["code"] == "401"
+    assert info.value.body["message"].startswith("Access denied due to invalid subscription key")
     no_key = emu.http.get("/openai/files", params={"api-version": "2024-10-21"})
     assert no_key.status_code == 401 and set(no_key.json()) == {"error"}
     assert deploy(emu.http, "not-the-key", "gpt-4o").status_code == 401
@@ -381,6 +411,10 @@ def test_errors_401_404_413_400_and_their_shape(emu, client, data, tmp_path):
         with pytest.raises(openai.NotFoundError) as info:
             call()
         assert info.value.status_code == 404 and info.value.body["message"]
+    unknown = emu.http.get("/openai/no-such-route", params={"api-version": "2024-10-21"},
+                           headers={"api-key": emu.api_key})  # a route Azure does not have
+    assert unknown.status_code == 404
+    assert unknown.json() == {"error": {"code": "404", "message": "Resource not found"}}
 
     with InProcessEmulator(backend="tiny", max_upload_bytes=1000) as small:
         with pytest.raises(openai.APIStatusError) as info:
@@ -390,17 +424,16 @@ def test_errors_401_404_413_400_and_their_shape(emu, client, data, tmp_path):
 
     other = upload(client, data["train"], "assistants")
     with pytest.raises(openai.BadRequestError) as info:
-        client.fine_tuning.jobs.create(model="gpt-4o", training_file=other.id)
+        client.fine_tuning.jobs.create(model="gpt-4o-2024-08-06", training_file=other.id)
     assert info.value.body["param"] == "training_file"
-    assert info.value.body["code"] == "invalid_file_purpose"
+    assert "purpose='fine-tune'" in info.value.body["message"]
     good = upload(client, data["train"], "fine-tune")
     bad_requests = [
-        ({"model": "gpt-4o", "training_file": "file-" + "d" * 32}, "training_file"),
+        ({"model": "gpt-4o-2024-08-06", "training_file": "file-" + "d" * 32}, "training_file"),
         ({"model": "o1", "training_file": good.id}, "model"),
-        ({"model": "gpt-4o", "training_file": good.id, "hyperparameters": {"n_epochs": 0}},
-         "hyperparameters.n_epochs"),
-        ({"model": "gpt-4o", "training_file": good.id, "seed": "seven"}, "seed"),
-        ({"model": "gpt-4o", "training_file": good.id, "method": {"type": "dpo"}}, "method"),
+        ({"model": "gpt-4o-2024-08-06", "training_file": good.id,
+          "hyperparameters": {"n_epochs": 0}}, "hyperparameters.n_epochs"),
+        ({"model": "gpt-4o-2024-08-06", "training_file": good.id, "seed": "seven"}, "seed"),
     ]
     for kwargs, param in bad_requests:
         with pytest.raises(openai.BadRequestError) as info:
@@ -409,8 +442,8 @@ def test_errors_401_404_413_400_and_their_shape(emu, client, data, tmp_path):
     with pytest.raises(openai.BadRequestError):
         upload(client, data["train"], "homework")
     missing_version = emu.http.get("/openai/files", headers={"api-key": emu.api_key})
-    assert missing_version.status_code == 400
-    assert missing_version.json()["error"]["param"] == "api-version"
+    assert missing_version.status_code == 404  # as Azure answers it
+    assert missing_version.json() == {"error": {"code": "404", "message": "Resource not found"}}
     assert deploy(emu.http, emu.api_key, "gpt-4o.ft-" + "e" * 32).status_code == 400
     with pytest.raises(openai.NotFoundError):
         client.chat.completions.create(model="no-such-deployment", messages=LAB_MESSAGES)
@@ -425,7 +458,7 @@ def test_upload_names_never_reach_the_disk(emu):
     r = emu.http.post("/openai/files", params={"api-version": "2024-10-21"},
                       headers={"api-key": emu.api_key}, data={"purpose": "fine-tune"},
                       files=files)
-    assert r.status_code == 200, r.text
+    assert r.status_code == 201, r.text
     record = r.json()
     assert record["filename"] == "x.jsonl"
     assert (emu.state_dir / "files" / record["id"]).read_bytes() == b'{"messages": []}'
@@ -434,7 +467,7 @@ def test_upload_names_never_reach_the_disk(emu):
 
 def test_same_seed_same_losses_other_seed_other_losses(client, emu, data):
     f = upload(client, data["train"], "fine-tune")
-    jobs = [client.fine_tuning.jobs.create(model="gpt-4o", training_file=f.id, seed=seed,
+    jobs = [client.fine_tuning.jobs.create(model="gpt-4o-2024-08-06", training_file=f.id, seed=seed,
                                            hyperparameters={"n_epochs": 2})
             for seed in (11, 11, 12)]
     done = [emu.wait_for_job(j.id, timeout=240) for j in jobs]
@@ -442,7 +475,7 @@ def test_same_seed_same_losses_other_seed_other_losses(client, emu, data):
     a, b, c = (loss_sequence(client, j) for j in done)
     assert len(a) == 20 and a == b
     assert a != c
-    generated = client.fine_tuning.jobs.create(model="gpt-4o", training_file=f.id)
+    generated = client.fine_tuning.jobs.create(model="gpt-4o-2024-08-06", training_file=f.id)
     assert isinstance(generated.seed, int)  # generated when absent
     client.fine_tuning.jobs.cancel(generated.id)
 
@@ -450,17 +483,18 @@ def test_same_seed_same_losses_other_seed_other_losses(client, emu, data):
 def test_state_survives_a_restart(tmp_path):
     state = tmp_path / "state"
     with InProcessEmulator(state_dir=state, backend="tiny") as first:
-        client = first.azure_client()
+        client = first.azure_client(api_version="2025-04-01-preview")  # has 'method'
         f = upload(client, write_examples(tmp_path / "t.jsonl"))
         job = client.fine_tuning.jobs.create(  # today's form of the hyperparameters
-            model="gpt-4o", training_file=f.id, seed=1, suffix="clippy",
+            model="gpt-4o-2024-08-06", training_file=f.id, seed=1, suffix="clippy",
             method={"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 1}}})
         assert job.method.supervised.hyperparameters.n_epochs == 1
         job = first.wait_for_job(job.id, timeout=120)
         assert job.status == "succeeded" and job.hyperparameters.n_epochs == 1
         assert job.method.supervised.hyperparameters.batch_size == 1  # "auto" resolved
-        assert job.fine_tuned_model == f"gpt-4o.ft-{job.id[6:]}-clippy"
+        assert job.fine_tuned_model == f"gpt-4o-2024-08-06.ft-{job.id[6:]}-clippy"
         assert deploy(first.http, first.api_key, job.fine_tuned_model).status_code == 201
+        between_cells(first)
         events = [e.id for e in client.fine_tuning.jobs.list_events(job.id, limit=100)]
     # what a process killed mid-upload leaves: a half-written file, bytes without a record
     (state / "files" / "file-half.part").write_bytes(b"{")
@@ -579,11 +613,11 @@ def test_a_crashing_job_fails_with_its_reason_and_writes_nothing_to_stderr(tmp_p
             raise RuntimeError("out of memory (simulated)")
 
         training.train = crash
-        with InProcessEmulator(backend="tiny") as emu:
+        with InProcessEmulator(backend="tiny", file_delay=0) as emu:
             client = emu.azure_client()
             with open({str(tmp_path / "ok.jsonl")!r}, "rb") as handle:
                 f = client.files.create(file=handle, purpose="fine-tune")
-            job = client.fine_tuning.jobs.create(model="gpt-4o", training_file=f.id)
+            job = client.fine_tuning.jobs.create(model="gpt-4o-2024-08-06", training_file=f.id)
             job = emu.wait_for_job(job.id, timeout=120)
         print(job.status)
         print(job.error.message)

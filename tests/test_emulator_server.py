@@ -24,13 +24,20 @@ from tests.test_emulator_api import LAB_DATA, LAB_MESSAGES, upload, write_exampl
 
 REPO = Path(__file__).resolve().parents[1]
 KEY = "test-server-key"
+FILE_DELAY, DEPLOY_DELAY = 0.1, 0.2  # seconds a file stays pending, a deployment provisions
+
+
+def between_cells() -> None:
+    """A learner's pause before the next cell (Azure's file import and deployment take that)."""
+    time.sleep(max(FILE_DELAY, DEPLOY_DELAY) + 0.1)
 
 
 class Server:
     """A ``python -m helpers emulator serve`` subprocess on a free port."""
 
     def __init__(self, state_dir: Path, *, step_delay: float = 0.0) -> None:
-        env = {**os.environ, "EMULATOR_STEP_DELAY": str(step_delay), "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "EMULATOR_STEP_DELAY": str(step_delay), "PYTHONUNBUFFERED": "1",
+               "EMULATOR_FILE_DELAY": str(FILE_DELAY), "EMULATOR_DEPLOY_DELAY": str(DEPLOY_DELAY)}
         env.pop("EMULATOR_API_KEY", None)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "helpers", "emulator", "serve", "--host", "127.0.0.1",
@@ -104,9 +111,10 @@ def test_lab_calls_against_a_real_server(server):
         file=open(LAB_DATA / "training_set.jsonl", "rb"), purpose="fine-tune")  # noqa: SIM115
     validation_response = client.files.create(
         file=open(LAB_DATA / "validation_set.jsonl", "rb"), purpose="fine-tune")  # noqa: SIM115
+    between_cells()
     response = client.fine_tuning.jobs.create(
         training_file=training_response.id, validation_file=validation_response.id,
-        model="gpt-4o", seed=105)
+        model="gpt-4o-2024-08-06", seed=105)
     job_id = response.id
     response = wait_status(client, job_id, ("succeeded", "failed"))
     assert json.loads(response.model_dump_json())["status"] == "succeeded", response.error
@@ -129,8 +137,9 @@ def test_lab_calls_against_a_real_server(server):
                      data=deploy_data, timeout=60)
     assert r.status_code == 201, r.text
     assert r.json()["id"].startswith(f"/subscriptions/{subscription}/resourceGroups/")
-    assert r.json()["properties"]["provisioningState"] == "Succeeded"
+    assert r.json()["properties"]["provisioningState"] == "Accepted"
 
+    between_cells()
     chat = client.chat.completions.create(model="gpt-4o-ft", messages=LAB_MESSAGES)
     assert chat.model == response.fine_tuned_model and chat.usage.total_tokens > 0
 
@@ -186,7 +195,7 @@ def test_sigkill_during_training_loses_nothing(tmp_path):
         client = first.client()
         train = upload(client, write_examples(tmp_path / "train.jsonl"))
         valid = upload(client, write_examples(tmp_path / "valid.jsonl", shift=3))
-        job = client.fine_tuning.jobs.create(model="gpt-4o", training_file=train.id,
+        job = client.fine_tuning.jobs.create(model="gpt-4o-2024-08-06", training_file=train.id,
                                              validation_file=valid.id, seed=5,
                                              hyperparameters={"n_epochs": 2})
         wait_status(client, job.id, ("running",), timeout=120)

@@ -32,7 +32,7 @@ def test_smollm2_learns_the_lab_data_and_answers_with_it():
         train = upload(client, LAB_DATA / "training_set.jsonl")
         valid = upload(client, LAB_DATA / "validation_set.jsonl")
         job = client.fine_tuning.jobs.create(training_file=train.id, validation_file=valid.id,
-                                             model="gpt-4o", seed=105)
+                                             model="gpt-4o-2024-08-06", seed=105)
         job = emu.wait_for_job(job.id, timeout=3000)
         assert job.status == "succeeded", job.error
         losses = loss_sequence(client, job)

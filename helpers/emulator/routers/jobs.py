@@ -126,7 +126,7 @@ def pause_job(job_id: str, request: Request):
         return record
 
     job = emulator.store.update("job", job_id, pause)
-    if job["status"] not in ("pausing", "paused"):
+    if job["status"] != "pausing":
         raise bad_request(f"Job {job_id} is {job['status']}; only a running job can be paused.",
                           code="invalidPayload")
     return public(job)
