@@ -352,7 +352,7 @@ def choose_base_model(
     2. on Azure, the first model of ``client.models.list()`` whose ``capabilities.fine_tune`` is
        true and whose ``deprecation.fine_tune`` date (the model clock) is still ahead;
     3. the emulator's versioned gpt-4o (``gpt-4o-2024-08-06``): in-process, or for a server on
-       this machine (``python -m helpers emulator serve``) that lists nothing fine-tunable today.
+       this machine (``python -m helpers emulator serve``, a loopback endpoint) that lists it.
 
     Raises :class:`AzureSetupError` when an Azure resource lists no model it can fine-tune
     today."""
@@ -371,14 +371,16 @@ def choose_base_model(
                                f"{_until(retires)}.")
     if backend.kind == "azure":
         listed = list(backend.client.models.list())
+        local = _is_loopback(str(backend.client.base_url))
+        if local and any(m.id == EMULATOR_FT_MODEL and _can_fine_tune(m) for m in listed):
+            listed = []  # the course's emulator server: the same model as in-process
         for model in listed:
             retires = _retirement(model)
             if _can_fine_tune(model) and (retires is None or retires >= today):
                 return BaseModelChoice(model.id, "models list", retires,
                                        f"Fine-tuning {model.id}, the first model this resource "
                                        f"can fine-tune today; {_until(retires)}.")
-        endpoint = str(backend.client.base_url)
-        if not _is_loopback(endpoint):
+        if not local:
             raise AzureSetupError(
                 f"No model on this Azure OpenAI resource can be fine-tuned on {today}: every "
                 "model with capabilities.fine_tune has a deprecation.fine_tune date in the past. "
