@@ -214,7 +214,7 @@ def train_config(name: str, seed: int, overrides: dict[str, Any], fast: bool, wo
     import torch
 
     load_start = common.load_average()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), cpu_seconds()
     s = setup(overrides, fast)
     recipe = s.recipe
     train, validation, _ = splits(s.data.dataset, recipe.train_size, recipe.eval_size,
@@ -248,7 +248,7 @@ def train_config(name: str, seed: int, overrides: dict[str, Any], fast: bool, wo
         "learning_rate": recipe.learning_rate, "batch_size": recipe.train_batch_size,
         "trainable_params": params["trainable"], "total_params": params["total"],
         "setup_s": setup_s, "train_s": train_s, "eval_s": eval_s, "total_s": total_s,
-        "minutes": total_s / 60, **found,
+        "minutes": total_s / 60, "cpu_s": cpu_seconds() - cpu_start, **found,
         "load_start": load_start, "load_end": common.load_average(),
     }
 
@@ -274,6 +274,15 @@ def test_config(name: str, seed: int, overrides: dict[str, Any], fast: bool, wor
             "load_start": load_start, "load_end": common.load_average()}
 
 
+def cpu_seconds() -> float:
+    """CPU time this process has used (user + system, every thread): unlike wall time, other
+    work on a shared machine barely changes it, so it shows how contended a run was."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _tokenize(dataset, s: Setup):
     from helpers import imdb
 
@@ -288,7 +297,7 @@ def fingerprint() -> dict[str, str]:
     import inspect
 
     measuring = (splits, apply_lora, build, trainable_state, load_trainable_state, setup,
-                 trainer_for, scores, train_config, test_config, _tokenize)
+                 trainer_for, scores, train_config, test_config, _tokenize, cpu_seconds)
     source = "\n".join(inspect.getsource(f) for f in measuring)
     source += repr((CONFIGS, VALIDATION_SIZE, SMOKE_SIZES))
     out = common.code_fingerprint(CODE_FILES)
@@ -374,7 +383,7 @@ def figures(rows: list[dict[str, Any]], chosen: dict[str, str], fast: bool) -> l
 def table(measurements: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     """The README's table: one line per configuration, validation and (when chosen) test."""
     valid, tested = by_config(measurements, "validation"), by_config(measurements, "test")
-    headers = ["configuration", "seeds", "train", "total", "validation accuracy",
+    headers = ["configuration", "seeds", "train", "total", "CPU time", "validation accuracy",
                "test accuracy", "test F1", "chosen for"]
     rows = []
     for name, group in valid.items():
@@ -384,6 +393,8 @@ def table(measurements: list[dict[str, Any]]) -> tuple[list[str], list[list[str]
             name, ", ".join(str(r["seed"]) for r in group),
             common.fmt_seconds(statistics.fmean(r["train_s"] for r in group)),
             common.fmt_seconds(statistics.fmean(r["total_s"] for r in group)),
+            common.fmt_seconds(statistics.fmean(r["cpu_s"] for r in group))
+            if all("cpu_s" in r for r in group) else "–",
             fmt_mean_sd([r["accuracy"] for r in group]),
             fmt_mean_sd([r["accuracy"] for r in test]) if test else "–",
             fmt_mean_sd([r["f1"] for r in test]) if test else "–",
@@ -432,6 +443,12 @@ def notes_for(rows: list[dict[str, Any]]) -> list[str]:
             text += ("; other work shared the machine during some runs, so their times are "
                      "inflated (accuracies are not affected)")
         out.append(text)
+    timed = [r for r in rows if r.get("phase") == "validation" and r.get("cpu_s")]
+    if timed:
+        waits = [r["total_s"] / (r["cpu_s"] / cores) for r in timed]
+        out.append(f"wall time / (CPU time / {cores} cores), per run: {min(waits):.1f} to "
+                   f"{max(waits):.1f} (median {statistics.median(waits):.1f}); near 1 on an idle "
+                   "machine, higher where a run waited for other work")
     commits = sorted({f"{r['commit']}{' (with local changes)' if r.get('dirty') else ''}"
                       for r in rows})
     if commits:
