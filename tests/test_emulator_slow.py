@@ -13,7 +13,7 @@ import time
 import pytest
 
 from helpers.emulator.client import InProcessEmulator
-from tests.test_emulator_api import LAB_DATA, deploy, loss_sequence, upload
+from tests.test_emulator_api import LAB_DATA, between_cells, deploy, loss_sequence, upload
 
 QUESTION = [
     {"role": "system", "content": "Clippy is a factual chatbot that is also sarcastic."},
@@ -40,6 +40,7 @@ def test_smollm2_learns_the_lab_data_and_answers_with_it():
         assert sum(losses[-10:]) / 10 < 0.5 * sum(losses[:10]) / 10
 
         assert deploy(emu.http, emu.api_key, job.fine_tuned_model).status_code == 201
+        between_cells(emu)
         tuned = client.chat.completions.create(model="gpt-4o-ft", messages=QUESTION,
                                                temperature=0, max_tokens=40)
         base = client.chat.completions.create(model="gpt-4o", messages=QUESTION,

@@ -6,9 +6,14 @@ and that really fine-tunes a small local model (DESIGN.md, "The local Azure Open
   out ``openai.AzureOpenAI`` / ``openai.OpenAI`` clients;
 - ``python -m helpers emulator serve`` runs it as a real server (``helpers.emulator.cli``).
 
-Modules: ``store`` (SQLite records + file bytes under a state dir), ``worker`` (the FIFO training
-thread), ``training`` (the ``tiny`` and ``smollm2`` backends), ``catalog`` (model names),
-``errors`` (OpenAI's error shape). Importing this package is cheap: FastAPI and torch load on use.
+Modules: ``routers`` (one per resource: files, jobs, models, chat, deployments), ``jobs`` (a
+job request checked as Azure checks it), ``catalog`` (models, retirement dates, names),
+``protocol`` (api-versions, content filters, delays), ``store`` (SQLite records + file bytes
+under a state dir), ``worker`` (the validator and FIFO trainer threads), ``training`` (the
+``tiny`` and ``smollm2`` backends), ``trainer`` (supervised or DPO, pause/resume),
+``generation`` (chat replies), ``preference_data`` (DPO files), ``errors`` (Azure's error
+shapes). How each behaviour follows Azure, with sources: ``helpers/emulator/README.md``.
+Importing this package is cheap: FastAPI and torch load on use.
 """
 
 from __future__ import annotations

@@ -10,7 +10,10 @@ then point the lab's code at it::
 
 Options fall back to environment variables: ``EMULATOR_API_KEY`` (else a random key, printed),
 ``EMULATOR_STATE_DIR`` (else ``.emulator``), ``EMULATOR_BACKEND`` (else ``tiny`` in fast mode,
-``smollm2`` otherwise), ``EMULATOR_MAX_UPLOAD_BYTES``, ``EMULATOR_STEP_DELAY``.
+``smollm2`` otherwise), ``EMULATOR_MAX_UPLOAD_BYTES``, ``EMULATOR_STEP_DELAY``,
+``EMULATOR_FILE_DELAY`` (seconds an upload stays ``pending``), ``EMULATOR_DEPLOY_DELAY`` (seconds
+a deployment takes to reach ``Succeeded``), ``EMULATOR_TODAY`` (the model clock's date).
+Azure fine-tunes versioned models only: ``model="gpt-4o-2024-08-06"``, not ``"gpt-4o"``.
 This module is cheap to import; FastAPI, uvicorn and torch load in :func:`run`.
 """
 
@@ -46,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
 
     import uvicorn
 
+    from . import catalog
     from .app import create_app
 
     # The server shows the emulator's own log records (job failures, recovery after a restart).
@@ -84,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
              "EMULATOR_API_KEY)"),
             (f"  use it:    export AZURE_OPENAI_ENDPOINT={endpoint} AZURE_OPENAI_API_KEY=<key> "
             "TEMP_AUTH_TOKEN=<key>"),
+            f"  fine-tune: a versioned model, e.g. model=\"{catalog.DEFAULT_FT_MODEL}\"",
         ]
         print("\n".join(lines), flush=True)
 

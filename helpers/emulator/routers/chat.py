@@ -106,7 +106,8 @@ async def complete(request: Request, model_name: str, body: dict[str, Any]):
         "id": f"chatcmpl-{secrets.token_hex(14)}",
         "object": "chat.completion",
         "created": now(),
-        "model": model_name,
+        # Azure names the model that answered, versioned for a base deployment
+        "model": catalog.UNVERSIONED.get(model_name, model_name),
         "prompt_filter_results": protocol.prompt_filter_results(),
         "choices": [
             {"index": i, "message": {"role": "assistant", "content": text, "refusal": None},
