@@ -276,6 +276,11 @@ def machine(torch_details: bool = False) -> dict[str, Any]:
         "git_commit": _git("rev-parse", "--short", "HEAD"),
         "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
     }
+    if info["git_commit"] is None and os.environ.get("BENCH_GIT_COMMIT"):
+        # a copy of the checkout without its .git (a lent GPU machine): the commit it was
+        # staged from (bench/gpu_carry.py records it)
+        info["git_commit"] = os.environ["BENCH_GIT_COMMIT"]
+        info["git_dirty"] = os.environ.get("BENCH_GIT_DIRTY", "0") not in ("", "0")
     if torch_details:
         import torch
 

@@ -43,15 +43,26 @@ COLUMNS: dict[str, list[tuple[str, str, str]]] = {
 }
 
 
-def _cpu_accuracy_table(measurements: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+Table = tuple[list[str], list[list[str]]]
+
+
+def _cpu_accuracy_tables(measurements: list[dict[str, Any]]) -> list[Table]:
     from bench import cpu_accuracy
 
-    return cpu_accuracy.table(measurements)
+    return [cpu_accuracy.table(measurements)]
 
 
-#: Benchmarks whose rows are summarised rather than listed: ``(headers, rows)`` from the rows.
-TABLES: dict[str, Callable[[list[dict[str, Any]]], tuple[list[str], list[list[str]]]]] = {
-    "cpu_accuracy": _cpu_accuracy_table,
+def _gpu_tables(measurements: list[dict[str, Any]]) -> list[Table]:
+    from bench import gpu
+
+    return gpu.tables(measurements)
+
+
+#: Benchmarks whose rows are summarised rather than listed: tables ``(headers, rows)`` built
+#: from the measurement rows by the benchmark's own module.
+TABLES: dict[str, Callable[[list[dict[str, Any]]], list[Table]]] = {
+    "cpu_accuracy": _cpu_accuracy_tables,
+    "gpu": _gpu_tables,
 }
 
 WHAT = {
@@ -61,6 +72,10 @@ WHAT = {
                    "truncation, length grouping, CPU defaults) on the same model and batch size.",
     "emulator": "The local Azure OpenAI emulator: job time, chat latency, upload throughput.",
     "grading": "Grading N submissions: `--jobs 1`, `--jobs 2` and plain `nbgrader autograde`.",
+    "gpu": "The GPU path (issue 16): assignment 01's source notebook in full mode with the GPU "
+           "recipe (the lab's sizes, every layer trains), then an emulator job with the SmolLM2 "
+           "backend on the course's 02 data and a chat; run on a lent GPU machine as "
+           "bench/README.md describes (`python -m bench.gpu_carry` stages it).",
     "cpu_accuracy": "The course's CPU recipe, offline, packaged backbone: configurations chosen "
                     "for a time budget on validation reviews carved from the training reviews, "
                     "then reported once on the 500 test reviews (mean ± sd over the seeds).",
@@ -271,8 +286,9 @@ def render(results: Mapping[str, Mapping[str, Any]], names: Iterable[str] | None
             lines += _table(["ratio or figure", "compared", "value", "target"], rows) + [""]
         measurements = result.get("measurements", [])
         if measurements and name in TABLES:
-            headers, table_rows = TABLES[name](measurements)
-            lines += _table(headers, table_rows) + [""]
+            for headers, table_rows in TABLES[name](measurements):
+                lines += _table(headers, [[c.replace("|", "\\|") for c in row]
+                                          for row in table_rows]) + [""]
         elif measurements:
             columns = COLUMNS.get(name)
             if columns is None:
