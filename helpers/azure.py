@@ -457,7 +457,8 @@ def create_job(
     or a fine-tuned model (continuous fine-tuning). ``training_type`` (``"Standard"``,
     ``"GlobalStandard"``, ``"developer"``) is sent as Azure's ``trainingType`` only when given:
     the GA api-version this course uses (2024-10-21) does not need it. ``method`` is e.g.
-    ``{"type": "dpo", "dpo": {"hyperparameters": {"beta": 0.1}}}`` (a preview api-version)."""
+    ``{"type": "dpo", "dpo": {"hyperparameters": {"beta": 0.1}}}`` (api-version
+    2025-02-01-preview or later)."""
     kwargs: dict[str, Any] = {"model": model, "training_file": training_file}
     if validation_file:
         kwargs["validation_file"] = validation_file
@@ -828,9 +829,9 @@ def compare_answers(
 
 
 def delete_job(client: AzureOpenAI, job_id: str) -> bool:
-    """Delete a finished fine-tuning job (``DELETE /fine_tuning/jobs/{id}``, 204; the SDK has no
-    method for it). Needs api-version 2024-12-01-preview or later; a job that is still active
-    must be cancelled first. Returns ``False`` when it was already gone."""
+    """Delete a finished fine-tuning job (``DELETE /fine_tuning/jobs/{id}``, 204, in every
+    current api-version; the SDK has no method for it). A job that is still active must be
+    cancelled first. Returns ``False`` when it was already gone."""
     import httpx
     from openai import NotFoundError
 
@@ -840,8 +841,8 @@ def delete_job(client: AzureOpenAI, job_id: str) -> bool:
         body = exc.body if isinstance(exc.body, dict) else {}
         if body.get("message") == "Resource not found":  # the route itself is missing
             raise RuntimeError(
-                f"Deleting fine-tuning jobs needs api-version 2024-12-01-preview or later; this "
-                f"client uses {getattr(client, '_api_version', 'an older one')}.") from None
+                "This api-version cannot delete fine-tuning jobs; use 2024-10-21 or later "
+                f"(the client uses {getattr(client, '_api_version', 'an older one')}).") from None
         return False
     return True
 
@@ -853,8 +854,8 @@ def clean_up(
     file_ids: Iterable[str] = (),
     job_ids: Iterable[str] = (),
 ) -> dict[str, list[str]]:
-    """Delete the fine-tuned deployment, the uploaded files and (``job_ids``, on an api-version
-    that can) the jobs. Returns what was deleted and what was already gone, so running it twice
+    """Delete the fine-tuned deployment, the uploaded files and (``job_ids``) the finished
+    jobs. Returns what was deleted and what was already gone, so running it twice
     is harmless."""
     from openai import NotFoundError
 

@@ -118,7 +118,8 @@ def run_smoke(backend, *, timeout: float = 3600.0,
 
     def clean_up() -> str:
         done = azure.clean_up(backend, deployment=state.get("deployment"),
-                              file_ids=state["files"])
+                              file_ids=state["files"],
+                              job_ids=[state["job"]] if "job" in state else [])
         return f"deleted {len(done['deleted'])}, already gone {len(done['already_gone'])}"
 
     for name, action in (("models", models), ("upload", upload), ("file processed", processed),

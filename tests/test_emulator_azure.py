@@ -396,8 +396,13 @@ def test_delete_a_job(emu, preview, client, train_file):
     with pytest.raises(openai.NotFoundError):
         preview.fine_tuning.jobs.retrieve(job.id)
     assert job.id not in [j.id for j in preview.fine_tuning.jobs.list(limit=100)]
-    with pytest.raises(openai.NotFoundError):  # the GA version has no such route
+    with pytest.raises(openai.NotFoundError):  # already gone
         client.delete(f"/fine_tuning/jobs/{job.id}", cast_to=httpx.Response)
+    other = client.fine_tuning.jobs.create(model=MODEL, training_file=train_file.id)
+    client.fine_tuning.jobs.cancel(other.id)
+    client.delete(f"/fine_tuning/jobs/{other.id}", cast_to=httpx.Response)  # GA 2024-10-21 too
+    with pytest.raises(openai.NotFoundError):
+        client.fine_tuning.jobs.retrieve(other.id)
 
 
 @pytest.mark.parametrize(("given", "recorded"), [(None, "Standard"), ("standard", "Standard"),
@@ -487,9 +492,10 @@ def test_dpo_is_refused_where_azure_does_not_offer_it(preview, client, train_fil
         preview.fine_tuning.jobs.create(model="gpt-4o-mini-2024-07-18",
                                         training_file=train_file.id, method={"type": "dpo"})
     assert info.value.body["param"] == "method.type"
-    with pytest.raises(openai.NotFoundError):  # the GA api-version has no 'method'
+    with pytest.raises(openai.BadRequestError) as info:  # the GA api-version has no 'method'
         client.fine_tuning.jobs.create(model=MODEL, training_file=train_file.id,
                                        method={"type": "dpo"})
+    assert info.value.body["param"] == "method" and "2025-02-01-preview" in info.value.message
 
 
 def test_pending_and_deploy_delays_are_short_and_configurable(monkeypatch):

@@ -279,7 +279,7 @@ def test_azure_smoke_runs_every_step_against_the_server(server):
     assert all(s["ok"] for s in steps), steps
     assert "gpt-4o-2024-08-06" in steps[0]["detail"]
     assert "processed" in steps[2]["detail"] and "Succeeded" in steps[5]["detail"]
-    assert steps[7]["detail"] == "deleted 3, already gone 0"
+    assert steps[7]["detail"] == "deleted 4, already gone 0"  # deployment, 2 files, the job
 
 
 def test_azure_smoke_reports_the_failing_step(tmp_path):

@@ -9,9 +9,11 @@ Sources:
   versions from ``specification/cognitiveservices/resource-manager/Microsoft.CognitiveServices``.
   An api-version Azure does not serve answers 404 ``Resource not found`` (seen by many users,
   e.g. MicrosoftDocs/azure-docs#114602 for a missing one).
-- Pause, resume and ``method``: first in the 2024-12-01-preview authoring spec's successors;
-  the 2025-04-01-preview spec documents ``/fine_tuning/jobs/{id}/pause`` and ``/resume``
-  (``examples/pause_finetuning_job.json``). The GA 2024-10-21 spec has neither.
+- ``method`` (supervised | dpo) first appears in the 2025-02-01-preview authoring spec
+  (``examples/post_finetuning_job.json``; 2024-12-01-preview has none); pause and resume in
+  2025-04-01-preview (``examples/pause_finetuning_job.json``; 2025-03-01-preview has none).
+  Deleting a job is in every current version, GA 2024-10-21 included
+  (``stable/2024-10-21/examples/delete_finetuning_job.yaml``).
 - Content filtering: every chat reply carries ``prompt_filter_results`` and each choice
   ``content_filter_results``; when streaming, the first chunk has ``choices: []`` and only the
   prompt's results (inference spec ``createChatCompletionResponse`` /
@@ -40,8 +42,10 @@ DATA_PLANE_API_VERSIONS: tuple[str, ...] = (
     "2024-12-01-preview", "2025-01-01-preview", "2025-02-01-preview", "2025-03-01-preview",
     "2025-04-01-preview",
 )
-#: The first api-version with pause/resume and the ``method`` (supervised | dpo) field.
-FIRST_PREVIEW_WITH_METHODS = "2024-12-01-preview"
+#: The first api-version with the ``method`` (supervised | dpo) field of a job.
+FIRST_WITH_METHOD = "2025-02-01-preview"
+#: The first api-version with ``/fine_tuning/jobs/{id}/pause`` and ``/resume``.
+FIRST_WITH_PAUSE = "2025-04-01-preview"
 #: api-versions of the Microsoft.CognitiveServices resource provider (deployments).
 MANAGEMENT_API_VERSIONS: tuple[str, ...] = (
     "2021-10-01", "2022-03-01", "2022-10-01", "2022-12-01", "2023-05-01",
@@ -55,12 +59,20 @@ TRAINING_TYPES: dict[str, str] = {"standard": "Standard", "globalstandard": "Glo
 _SAFE = {"filtered": False, "severity": "safe"}
 
 
-def has_methods(api_version: str | None) -> bool:
-    """Whether ``api_version`` offers pause, resume, ``method`` and job deletion (the v1 route,
-    which has no api-version, does)."""
+def _at_least(api_version: str | None, first: str) -> bool:
+    """Whether a preview ``api_version`` is ``first`` or newer (the v1 route, which has no
+    api-version, has everything)."""
     if api_version is None:
         return True
-    return api_version.endswith("-preview") and api_version >= FIRST_PREVIEW_WITH_METHODS
+    return api_version.endswith("-preview") and api_version >= first
+
+
+def has_method(api_version: str | None) -> bool:
+    return _at_least(api_version, FIRST_WITH_METHOD)
+
+
+def has_pause(api_version: str | None) -> bool:
+    return _at_least(api_version, FIRST_WITH_PAUSE)
 
 
 def prompt_filter_results() -> list[dict]:

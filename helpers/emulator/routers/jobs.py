@@ -4,10 +4,12 @@ delete, events and checkpoints.
 Sources (azure-rest-api-specs, ``.../AzureOpenAI/authoring/preview/2025-04-01-preview``):
 ``examples/post_finetuning_job.json`` (201, ``location`` header, ``status: pending``),
 ``examples/pause_finetuning_job.json`` and ``resume_finetuning_job.json`` (200 with the job),
-``examples/delete_finetuning_job.json`` (204). Pause, resume and delete exist from the
-2024-12-01-preview api-version on; an older one answers 404 ``Resource not found`` as Azure
-does for a route its version lacks. Azure does not document deleting a job that is still
-active; the emulator refuses it (400) and says to cancel it first.
+``examples/delete_finetuning_job.json`` (204, also in GA 2024-10-21). Pause and resume exist
+from api-version 2025-04-01-preview on; an older one answers 404 ``Resource not found`` as
+Azure does for a route its version lacks. ``method`` needs 2025-02-01-preview or later; an older
+version answers 400 (Azure's answer is undocumented; the emulator never drops a field
+silently). Azure does not document deleting a job that is still active; the emulator refuses it
+(400) and says to cancel it first.
 """
 
 from __future__ import annotations
@@ -33,18 +35,21 @@ def _job(request: Request, job_id: str) -> dict:
     return record
 
 
-def _needs_methods(request: Request, what: str) -> None:
-    if not protocol.has_methods(api_version(request)) and request.url.path.startswith("/openai/"):
-        raise resource_not_found(f"{what} needs api-version {protocol.FIRST_PREVIEW_WITH_METHODS}"
-                                 " or later (AzureOpenAI(api_version=...)).")
+def _needs_pause(request: Request, what: str) -> None:
+    if not protocol.has_pause(api_version(request)) and request.url.path.startswith("/openai/"):
+        raise resource_not_found(f"{what} needs api-version {protocol.FIRST_WITH_PAUSE} or later "
+                                 "(AzureOpenAI(api_version=...)).")
 
 
 @router.post("/fine_tuning/jobs")
 async def create_job(request: Request):
     emulator = emulator_of(request)
     body = await json_body(request)
-    if body.get("method") is not None:
-        _needs_methods(request, "The 'method' field")
+    if body.get("method") is not None and request.url.path.startswith("/openai/") \
+            and not protocol.has_method(api_version(request)):
+        raise bad_request(f"'method' needs api-version {protocol.FIRST_WITH_METHOD} or later; "
+                          f"this request uses {api_version(request)} "
+                          "(AzureOpenAI(api_version='2025-04-01-preview')).", param="method")
     job = new_job(emulator, body, api_version(request))
     emulator.store.insert("job", job)
     add_event(emulator.store, job["id"], f"Created fine-tuning job: {job['id']}")
@@ -80,7 +85,6 @@ def retrieve_job(job_id: str, request: Request):
 
 @router.delete("/fine_tuning/jobs/{job_id}")
 def delete_job(job_id: str, request: Request):
-    _needs_methods(request, "Deleting a fine-tuning job")
     emulator = emulator_of(request)
     job = _job(request, job_id)
     if job["status"] not in TERMINAL:
@@ -116,7 +120,7 @@ def cancel_job(job_id: str, request: Request):
 
 @router.post("/fine_tuning/jobs/{job_id}/pause")
 def pause_job(job_id: str, request: Request):
-    _needs_methods(request, "Pausing a fine-tuning job")
+    _needs_pause(request, "Pausing a fine-tuning job")
     emulator = emulator_of(request)
     _job(request, job_id)
 
@@ -134,7 +138,7 @@ def pause_job(job_id: str, request: Request):
 
 @router.post("/fine_tuning/jobs/{job_id}/resume")
 def resume_job(job_id: str, request: Request):
-    _needs_methods(request, "Resuming a fine-tuning job")
+    _needs_pause(request, "Resuming a fine-tuning job")
     emulator = emulator_of(request)
     _job(request, job_id)
 
