@@ -513,3 +513,27 @@ def test_readme_documents_the_sources():
     for source in ("2025-04-01-preview", "2024-10-21", "PutDeployment.json", "model-retirements",
                    "fine-tuning-direct-preference-optimization"):
         assert source in readme
+
+
+def test_a_state_dir_from_the_older_emulator_keeps_working(tmp_path):
+    """Jobs recorded before Azure's statuses (``queued``, a bare ``gpt-4o``) still run and list."""
+    from helpers.emulator.store import Store
+
+    state = tmp_path / "state"
+    with InProcessEmulator(state_dir=state, backend="tiny", file_delay=0) as first:
+        f = upload(first.azure_client(), write_examples(tmp_path / "t.jsonl"))
+    store = Store(state)
+    old = {"id": "ftjob-" + "a" * 32, "object": "fine_tuning.job", "created_at": 1,
+           "status": "queued", "model": "gpt-4o", "training_file": f.id, "validation_file": None,
+           "seed": 3, "suffix": None, "error": None, "fine_tuned_model": None,
+           "finished_at": None, "result_files": [], "trained_tokens": None,
+           "hyperparameters": {"n_epochs": 1, "batch_size": 1, "learning_rate_multiplier": 1.0},
+           "_backend": "tiny", "_requested_hyperparameters": {"n_epochs": 1}}
+    store.insert("job", old)
+    store.close()
+    with InProcessEmulator(state_dir=state, backend="tiny") as second:
+        client = second.azure_client()
+        done = second.wait_for_job(old["id"], timeout=120)
+        assert done.status == "succeeded", done.error
+        assert done.fine_tuned_model == f"gpt-4o-2024-08-06.ft-{'a' * 32}"
+        assert done.fine_tuned_model in [m.id for m in client.models.list()]

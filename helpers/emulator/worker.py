@@ -126,8 +126,30 @@ class Worker:
         with self._wake:
             self._wake.notify_all()
 
+    def migrate(self) -> None:
+        """Bring jobs recorded by an older emulator (OpenAI's statuses, no ``_phase``) to
+        Azure's statuses, so a learner's existing state dir keeps working."""
+        phases = {"validating_files": "validating", "queued": "queued", "running": "running"}
+
+        def change(job: dict) -> dict:
+            if "_phase" in job:
+                return job
+            job["_phase"] = phases.get(job["status"], "done")
+            if job["status"] in phases:
+                job["status"] = "pending" if job["status"] != "running" else "running"
+            model = job.get("model", "")
+            job.setdefault("_root_model", catalog.UNVERSIONED.get(model, model))
+            job.setdefault("_method", "supervised")
+            job.setdefault("_resolved", job.get("hyperparameters"))
+            return job
+
+        for job in self.store.all("job"):
+            if "_phase" not in job:
+                self.store.update("job", job["id"], change)
+
     def recover(self) -> None:
         """Re-queue the jobs a killed process left running (or pausing)."""
+        self.migrate()
         for job in self.store.all("job"):
             if job.get("_phase") != "running":
                 continue
