@@ -16,8 +16,9 @@ Sources (see ``helpers/emulator/README.md`` for the full list):
   retires with the base model; deployments of models fine-tuned since gpt-4o-2024-08-06 retire
   one year after training does.
 - Checkpoint names ``{fine_tuned_model}:ckpt-step-{N}`` and ``ftchkpt-`` ids: the same spec's
-  ``examples/get_finetuning_job_checkpoints.json`` and Microsoft Learn's fine-tuning page
-  (the last checkpoint is the fine-tuned model itself, without ``:ckpt-step``).
+  ``examples/get_finetuning_job_checkpoints.json`` and Microsoft Learn's fine-tuning tutorial
+  (``tutorials/fine-tune.md``: the last checkpoint is the fine-tuned model itself, without
+  ``:ckpt-step``).
 
 Every Azure model name is served by one small local model: ``smollm2`` (SmolLM2-135M-Instruct,
 LoRA) in full mode, ``tiny`` (a two-layer model, seconds per job) in fast mode.
