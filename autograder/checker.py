@@ -98,8 +98,12 @@ class Answer:
 class Probe:
     """Asks the student's kernel. Subclasses provide :meth:`ask`; checks use the rest."""
 
-    def __init__(self, socket_dir: str | None = None) -> None:
+    def __init__(self, socket_dir: str | None = None,
+                 answers: dict[str, str] | None = None) -> None:
         self.socket_dir = socket_dir
+        #: The student's answer cells' sources by grade id (plain text from the notebook), so a
+        #: check can run one again with an earlier answer replaced (:meth:`rerun_snippet`).
+        self.answers = dict(answers or {})
         self.kernel_changes: list[str] = []
         self._cleanups: list[Callable[[], None]] = []
 
@@ -157,6 +161,28 @@ class Probe:
         return [o if isinstance(o, dict) else {"raised": {"type": "?", "message": ""}}
                 for o in outcomes]
 
+    def rerun_snippet(self, answer_id: str, substitutes: dict[str, str]) -> str | None:
+        """Python (for :meth:`run`) that builds ``NS``, a copy of the kernel's namespace in which
+        each name of ``substitutes`` is set by its code (run with ``NS`` as globals, leaving the
+        value in ``VALUE``), and then runs the student's answer cell ``answer_id`` in ``NS``.
+        Nothing of the kernel's own namespace changes. None when the answer's source is unknown
+        (an instructor's own kernel). This is how a check judges one answer with the reference
+        in place of an earlier answer it depends on: one mistake costs one cell's points."""
+        source = self.answers.get(answer_id)
+        if source is None:
+            return None
+        lines = ["NS = dict(U)", "RERUN_ERROR = None"]
+        for name, code in substitutes.items():
+            lines.append(f"exec(compile({code!r}, '<substitute {name}>', 'exec'), NS)")
+            lines.append(f"NS[{name!r}] = NS.pop('VALUE')")
+        lines += [
+            "try:",
+            f"    exec(compile({source!r}, '<your {answer_id} cell>', 'exec'), NS)",
+            "except BaseException as _error:  # noqa: BLE001",
+            "    RERUN_ERROR = error(_error)",
+        ]
+        return "\n".join(lines) + "\n"
+
     def note(self, answer: Answer) -> None:
         for change in answer.kernel_changes:
             if change not in self.kernel_changes:
@@ -193,8 +219,8 @@ class RemoteProbe(Probe):
     """Probes the grading kernel through the grader (this process is the checker)."""
 
     def __init__(self, read: Callable[[], dict], write: Callable[[dict], None],
-                 socket_dir: str | None = None) -> None:
-        super().__init__(socket_dir)
+                 socket_dir: str | None = None, answers: dict[str, str] | None = None) -> None:
+        super().__init__(socket_dir, answers)
         self._read, self._write = read, write
 
     def ask(self, snippet: str, inputs: Any = None, *, timeout: float | None = None) -> Answer:
@@ -206,6 +232,19 @@ class RemoteProbe(Probe):
         answer = Answer.from_json(message.get("answer"))
         self.note(answer)
         return answer
+
+
+def raised(outcome: dict) -> str | None:
+    """``"raised TypeError: ..."`` for an outcome that raised, else None; a bare
+    ``NotImplementedError`` is the release's placeholder and is named as such."""
+    error = outcome.get("raised") if isinstance(outcome, dict) else None
+    if not error:
+        return None
+    kind, message = str(error.get("type")), str(error.get("message") or "").strip()
+    if kind == "NotImplementedError" and not message:
+        return ("raised NotImplementedError: the answer still has the placeholder "
+                "`raise NotImplementedError()`; replace it with your code")
+    return f"raised {kind}: {message[:600]}" if message else f"raised {kind}"
 
 
 # --------------------------------------------------------------------------- the checks
@@ -312,7 +351,9 @@ def _serve() -> int:
             return 0
         if message.get("op") != "check":
             continue
-        probe = RemoteProbe(read, write, socket_dir)
+        answers = message.get("answers")
+        answers = {str(k): str(v) for k, v in answers.items()} if isinstance(answers, dict) else {}
+        probe = RemoteProbe(read, write, socket_dir, answers)
         verdict = decide(str(message.get("notebook")), str(message.get("grade_id")), probe)
         write({"op": "verdict", "ok": verdict.ok, "message": verdict.message,
                "kernel_changes": verdict.kernel_changes, "seconds": verdict.seconds})
@@ -356,8 +397,8 @@ class CheckerProcess:
             raise RuntimeError(f"the checker process ended (exit {proc.poll()})")
         return json.loads(line)
 
-    def decide(self, notebook: str, grade_id: str,
-               answer_probe: Callable[[dict], dict]) -> Verdict:
+    def decide(self, notebook: str, grade_id: str, answer_probe: Callable[[dict], dict],
+               answers: dict[str, str] | None = None) -> Verdict:
         """The verdict of one test cell; ``answer_probe(request) -> answer dict`` runs a probe in
         the kernel. A checker that crashes or hangs gives a failing verdict and is restarted."""
         deadline = time.monotonic() + CHECK_TIMEOUT
@@ -366,7 +407,7 @@ class CheckerProcess:
                 self.proc = self._start()
             proc = self.proc
             proc.stdin.write(json.dumps({"op": "check", "notebook": notebook,
-                                         "grade_id": grade_id}) + "\n")
+                                         "grade_id": grade_id, "answers": answers or {}}) + "\n")
             proc.stdin.flush()
             while True:
                 message = self._receive(proc, max(1.0, deadline - time.monotonic()))

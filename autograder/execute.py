@@ -176,8 +176,13 @@ def _execute_class() -> type:
                     socket_dir = getattr(km, "checker_dir", None)
                     self._checker = checker_module.CheckerProcess(
                         sandbox.checker_env(), str(socket_dir) if socket_dir else None)
+                answers = {c.metadata.nbgrader["grade_id"]: c.source for c in self.nb.cells
+                           if c.cell_type == "code" and c.get("metadata", {}).get(
+                               "nbgrader", {}).get("solution") and c.metadata.nbgrader.get(
+                               "grade_id")}
                 verdict = self._checker.decide(
-                    self._notebook, grade_id, lambda request: self._probe(request, index))
+                    self._notebook, grade_id, lambda request: self._probe(request, index),
+                    answers)
             outputs = verdict_outputs(verdict.ok, verdict.message, verdict.kernel_changes)
             cell.outputs = outputs
             cell.execution_count = None

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import random
 
-from autograder.checker import CheckFailed, Probe, check
+from autograder.checker import CheckFailed, Probe, check, raised
 
 CHECKS: dict = {}
 
@@ -16,9 +16,8 @@ def _numbers(name: str, calls: list[list], outcomes: list[dict]) -> list[float]:
     values = []
     for args, outcome in zip(calls, outcomes, strict=True):
         shown = ", ".join(repr(a) for a in args)
-        if "raised" in outcome:
-            error = outcome["raised"]
-            raise CheckFailed(f"{name}({shown}) raised {error.get('type')}: {error.get('message')}")
+        if raised(outcome):
+            raise CheckFailed(f"{name}({shown}) {raised(outcome)}")
         if outcome.get("type") not in {"int", "float"}:
             raise CheckFailed(f"{name}({shown}) returned a {outcome.get('type')}; return a number")
         values.append(outcome["value"])
