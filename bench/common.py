@@ -304,6 +304,16 @@ def code_fingerprint(paths: Sequence[str]) -> dict[str, str]:
     return out
 
 
+def process_cpu_seconds() -> float:
+    """CPU time this process has used so far (user + system, all its threads). Other work on a
+    shared machine stretches wall time much more than this, so a ratio of CPU times checks a
+    ratio of wall times measured on a busy machine."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def load_average() -> float | None:
     """The 1-minute load average now (``None`` where the OS has none)."""
     return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None

@@ -89,6 +89,7 @@ class Variant:
     optimizer: Any = field(default=None, repr=False)
     trainer: Any = field(default=None, repr=False)
     step_s: list[float] = field(default_factory=list)
+    step_cpu_s: list[float] = field(default_factory=list)
     step_tokens: list[int] = field(default_factory=list)
     peak_growth: int = 0
     peak_total: int = 0
@@ -262,7 +263,9 @@ def run_steps(variant: Variant, indices: list[int], device: str) -> None:
     with common.PeakMemory() as memory:
         for index in indices:
             batch = variant.batches[index]
+            cpu = common.process_cpu_seconds()
             seconds, _ = common.timed(lambda batch=batch: train_step(variant, batch, device))
+            variant.step_cpu_s.append(common.process_cpu_seconds() - cpu)
             variant.step_s.append(seconds)
             variant.step_tokens.append(int(batch["input_ids"].numel()))
     if device == "cuda":
@@ -273,10 +276,12 @@ def run_steps(variant: Variant, indices: list[int], device: str) -> None:
         variant.peak_total = max(variant.peak_total, memory.peak)
 
 
-def epoch_seconds(variant: Variant) -> float:
-    """Extrapolated epoch time: seconds per fed token of the timed steps times the epoch's tokens."""
+def epoch_seconds(variant: Variant, cpu: bool = False) -> float:
+    """Extrapolated epoch time: seconds per fed token of the timed steps times the epoch's tokens
+    (``cpu``: the process's CPU seconds instead of wall seconds)."""
     tokens = sum(variant.step_tokens)
-    return sum(variant.step_s) / tokens * variant.tokens_per_epoch if tokens else math.nan
+    seconds = sum(variant.step_cpu_s if cpu else variant.step_s)
+    return seconds / tokens * variant.tokens_per_epoch if tokens else math.nan
 
 
 def real_epoch(variant: Variant) -> float:
@@ -371,6 +376,8 @@ def main(argv: list[str] | None = None) -> int:
                 step_s_mean=sum(variant.step_s) / len(variant.step_s),
                 step_s_runs=[round(s, 4) for s in variant.step_s],
                 epoch_s_extrapolated=epoch_seconds(variant),
+                step_cpu_s_median=common.median(variant.step_cpu_s),
+                epoch_cpu_s_extrapolated=epoch_seconds(variant, cpu=True),
                 epoch_s_real=real.get(variant.name),
                 peak_memory_growth_mib=common.mib(variant.peak_growth),
                 peak_memory_mib=common.mib(variant.peak_total),
@@ -387,6 +394,10 @@ def main(argv: list[str] | None = None) -> int:
         result.ratio("seconds per epoch, same batch size (extrapolated)",
                      lab["epoch_s_extrapolated"], course["epoch_s_extrapolated"], "lab", "course",
                      target=TARGET_EPOCH)
+        result.ratio("CPU seconds per epoch, same batch size (extrapolated)",
+                     lab["epoch_cpu_s_extrapolated"], course["epoch_cpu_s_extrapolated"], "lab",
+                     "course", note="the process's CPU time: a busy machine stretches it far "
+                                    "less than wall time, so it checks the ratio above")
         result.ratio("seconds per step (median), same batch size", lab["step_s_median"],
                      course["step_s_median"], "lab", "course")
         if lab["peak_memory_growth_mib"] and course["peak_memory_growth_mib"]:
@@ -407,11 +418,14 @@ def main(argv: list[str] | None = None) -> int:
             product *= ratio.value
         combined = next(r for r in result.ratios
                         if r.name == "seconds per epoch, same batch size (extrapolated)").value
+        cpu = {name: lab["epoch_cpu_s_extrapolated"] / rows[name]["epoch_cpu_s_extrapolated"]
+               for name in [*LEVERS, "course"]}
         result.note(
-            "what each lever buys, seconds per epoch against the lab's: "
+            "what each lever buys, seconds per epoch against the lab's (CPU seconds in brackets): "
             + ", ".join(f"{lever} {lab['epoch_s_extrapolated'] / rows[name]['epoch_s_extrapolated']:.1f}x"
-                        for name, lever in LEVERS.items())
-            + f"; the three together {combined:.1f}x, against {product:.1f}x for the product of "
+                        f" ({cpu[name]:.1f}x)" for name, lever in LEVERS.items())
+            + f"; the three together {combined:.1f}x ({cpu['course']:.1f}x), against "
+            f"{product:.1f}x for the product of "
             "the three alone: " + (
                 "they compound" if combined >= 0.8 * product else
                 "they overlap (dynamic padding and truncation both cut the positions a step "

@@ -27,7 +27,8 @@ COLUMNS: dict[str, list[tuple[str, str, str]]] = {
     "gpt2_recipe": [
         ("variant", "variant", "str"), ("description", "recipe", "str"),
         ("tokens_per_epoch", "tokens / epoch", "int"), ("padding_share", "padding", "pct"),
-        ("step_s_median", "s / step (median)", _S), ("epoch_s_extrapolated", "epoch (extrap.)", _S),
+        ("step_s_median", "s / step (median)", _S), ("step_cpu_s_median", "CPU s / step", _S),
+        ("epoch_s_extrapolated", "epoch (extrap.)", _S),
         ("epoch_s_real", "epoch (real)", _S), ("peak_memory_growth_mib", "peak mem. growth MiB", "num"),
     ],
     "emulator": [

@@ -103,6 +103,9 @@ def test_gpt2_recipe_smoke(tmp_path, capsys):
     assert rows["padding-only"]["real_tokens"] == lab["real_tokens"]
     assert rows["padding-only"]["tokens_per_epoch"] < lab["tokens_per_epoch"]
     assert any(n.startswith("what each lever buys") for n in data["notes"])
+    # CPU time beside wall time: on a busy machine it checks the wall-time ratio
+    assert all(row["step_cpu_s_median"] > 0 for row in rows.values())
+    assert any(r["name"].startswith("CPU seconds per epoch") for r in data["ratios"])
 
 
 @pytest.mark.slow
