@@ -13,7 +13,7 @@ TORCH_SPEC ?= torch==2.13.0
 OFFLINE := bash tests/offline.sh
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup setup-system course test test-slow lab release grade feedback export bench clean
+.PHONY: setup setup-system course test test-slow lab release grade feedback export bench bench-gpu clean
 
 setup: $(VENV)/.installed
 
@@ -83,11 +83,18 @@ setup-system:
 # Benchmarks (bench/README.md): every ratio against the lab's recipe, measured side by side in one
 # run, offline; about 20 minutes on 2 idle cores (measured: bench/README.md). BENCH_LONG=1 runs
 # the issue's full sizes (hours).
-# Results: bench/results/*.json; the Performance section is printed at the end
-# (again with `$(PY) -m bench.summary`; into the README with `--write README.md`).
+# Results: bench/results/<name>.json, and <name>.long.json for BENCH_LONG=1 (neither overwrites
+# the other); the Performance section is printed at the end (again with `$(PY) -m bench.summary`;
+# into the README with `--write README.md`).
 BENCH_LONG ?= 0
 bench: setup
 	BENCH_LONG=$(BENCH_LONG) $(OFFLINE) $(PY) -m bench --keep-going
+
+# The GPU path (bench/gpu.py) on a machine with an NVIDIA GPU: assignment 01 with the lab's sizes,
+# then the emulator's SmolLM2 backend on CUDA; writes bench/results/gpu.json. Needs a CUDA build
+# of torch (the CPU wheel that `make setup` installs sees no GPU).
+bench-gpu: setup
+	$(OFFLINE) $(PY) -m bench.gpu
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -137,6 +137,80 @@ def chat_latencies(client, deployments: dict[str, str],
     return common.interleaved(variants, repeats=n, warmup=1, on_result=count), tokens
 
 
+def answer(client, model: str, messages: list[dict[str, str]], max_tokens: int = 48) -> str:
+    """A deployment's answer at temperature 0 (what a learner reads in the notebook)."""
+    response = client.chat.completions.create(model=model, messages=messages,
+                                              max_tokens=max_tokens, temperature=0)
+    return (response.choices[0].message.content or "").strip()
+
+
+def answers(client, deployment: str, questions: int = 2) -> list[dict[str, str]]:
+    """The base deployment's and the fine-tuned one's answers to the lab's chat and to the first
+    ``questions`` questions of the course's validation data (their expected answers left out)."""
+    validation = COURSE_DATA / "validation_set.jsonl"
+    examples = [json.loads(line)["messages"] for line in
+                validation.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
+    asked = [LAB_MESSAGES] + [messages[:-1] for messages in examples[:questions]]
+    return [{"question": messages[-1]["content"], "base": answer(client, "gpt-4o", messages),
+             "fine_tuned": answer(client, deployment, messages)} for messages in asked]
+
+
+def losses(client, job) -> dict[str, Any]:
+    """The job's results file in brief: steps, the first and last training loss, the full
+    validation loss after each epoch."""
+    from helpers import azure
+
+    frame = azure.read_results(client, job)
+    full = frame["full_valid_loss"].dropna().tolist() if "full_valid_loss" in frame else []
+    return {"steps": len(frame), "train_loss_first": float(frame["train_loss"].iloc[0]),
+            "train_loss_last": float(frame["train_loss"].iloc[-1]),
+            "full_valid_loss_per_epoch": [round(float(v), 4) for v in full]}
+
+
+def tables(measurements: list[dict[str, Any]]) -> list[tuple[list[str], list[list[str]]]]:
+    """The README's tables: the timings, each job's losses, and the answers base vs fine-tuned."""
+    columns = [("case", "case", str), ("backend", "backend", str), ("examples", "examples", "int"),
+               ("median_s", "median", "s"), ("p95_s", "p95", "s"),
+               ("completion_tokens", "tokens out", "num"), ("per_token_s", "per token", "s"),
+               ("throughput_mib_s", "MiB/s", "num"), ("n", "runs", "int")]
+
+    def fmt(value: Any, kind: Any) -> str:
+        if value is None:
+            return "–"
+        if kind == "s":
+            return common.fmt_seconds(value)
+        if kind == "int":
+            return f"{int(value):,}"
+        if kind == "num":
+            return f"{float(value):,.1f}"
+        return str(value)
+
+    timed = [r for r in measurements if "median_s" in r]
+    present = [c for c in columns if any(c[0] in r for r in timed)]
+    out = [([c[1] for c in present], [[fmt(r.get(k), kind) for k, _, kind in present]
+                                      for r in timed])]
+    trained = [r for r in measurements if r.get("case") == "losses"]
+    if trained:
+        out.append((["job losses", "backend", "steps", "train loss, first step", "last step",
+                     "full validation loss per epoch"],
+                    [[r["dataset"], r["backend"], str(r["steps"]), f"{r['train_loss_first']:.2f}",
+                      f"{r['train_loss_last']:.2f}",
+                      " → ".join(f"{v:.2f}" for v in r["full_valid_loss_per_epoch"]) or "–"]
+                     for r in trained]))
+    said = [r for r in measurements if r.get("case") == "answers"]
+    if said:
+        out.append((["question (temperature 0, 48 tokens at most)", "backend", "base model",
+                     "fine-tuned deployment"],
+                    [[r["question"], r["backend"], quote(r["base"]), quote(r["fine_tuned"])]
+                     for r in said]))
+    return out
+
+
+def quote(text: str, limit: int = 160) -> str:
+    text = " ".join(text.split())
+    return f"\"{text[:limit]}{'…' if len(text) > limit else ''}\""
+
+
 def make_big_jsonl(path: Path, megabytes: int) -> int:
     """A valid chat JSONL of at least ``megabytes`` MB, the course's examples repeated."""
     lines = [line for line in (COURSE_DATA / "training_set.jsonl").read_bytes()
@@ -217,10 +291,14 @@ def main(argv: list[str] | None = None) -> int:
                     if job.status != "succeeded":
                         result.note(f"{backend}/{label}: job ended {job.status}: {job.error}")
                         continue
+                    result.measure(case="losses", backend=backend, dataset=label,
+                                   **losses(client, job))
                     if label != "course":
                         continue
                     # chat latency on the course's fine-tuned model and the base deployment
                     deployment = deploy(emu, job.fine_tuned_model)
+                    for said in answers(client, deployment):
+                        result.measure(case="answers", backend=backend, dataset=label, **said)
                     times, generated = chat_latencies(
                         client, {"base": "gpt-4o", "fine-tuned": deployment}, profile["chats"])
                     per_token = {}

@@ -161,18 +161,9 @@ def notebook_part(result: common.Result, device: str, fast: bool, workdir: Path,
 
 # --------------------------------------------------------------------------- emulator
 
-def _answer(client, model: str, messages: list[dict[str, str]]) -> str:
-    response = client.chat.completions.create(model=model, messages=messages,
-                                              max_tokens=48, temperature=0)
-    return (response.choices[0].message.content or "").strip()
-
-
 def emulator_part(result: common.Result, device: str, profile: dict[str, Any],
                   workdir: Path) -> None:
-    import json
-
     from bench import emulator as bench_emulator
-    from helpers import azure
     from helpers.emulator import training
 
     backend = profile["backend"]
@@ -199,13 +190,8 @@ def emulator_part(result: common.Result, device: str, profile: dict[str, Any],
                        device=training.device_for(backend))
         if job.status != "succeeded":
             raise RuntimeError(f"the emulator's {backend} job ended {job.status}: {job.error}")
-        losses = azure.read_results(client, job)
-        first, last = losses.iloc[0], losses.iloc[-1]
-        full_valid = losses["full_valid_loss"].dropna().tolist() if "full_valid_loss" in losses else []
-        result.measure(part="emulator", what="losses", steps=len(losses),
-                       train_loss_first=float(first["train_loss"]),
-                       train_loss_last=float(last["train_loss"]),
-                       full_valid_loss_per_epoch=[round(float(v), 4) for v in full_valid])
+        trained = bench_emulator.losses(client, job)
+        result.measure(part="emulator", what="losses", **trained)
         deployment = bench_emulator.deploy(emu, job.fine_tuned_model)
         times, generated = bench_emulator.chat_latencies(
             client, {"base": "gpt-4o", "fine-tuned": deployment}, profile["chats"])
@@ -217,17 +203,12 @@ def emulator_part(result: common.Result, device: str, profile: dict[str, Any],
                      "base (median)", common.median(times["fine-tuned"]),
                      common.median(times["base"]), "fine-tuned deployment", "base deployment",
                      note="includes answer length: a model that stops early answers sooner")
-        questions = [json.loads(line)["messages"] for line in
-                     validation_file.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
-        asked = [bench_emulator.LAB_MESSAGES] + [m[:-1] for m in questions[:QUESTIONS]]
-        for messages in asked:
-            result.measure(part="emulator", what="answers", question=messages[-1]["content"],
-                           base=_answer(client, "gpt-4o", messages),
-                           fine_tuned=_answer(client, deployment, messages))
+        for said in bench_emulator.answers(client, deployment, QUESTIONS):
+            result.measure(part="emulator", what="answers", **said)
         result.note(f"emulator: the {backend} job on the course's 02 data "
                     f"({bench_emulator.count_examples(training_file)} examples) took "
                     f"{common.fmt_seconds(run['seconds'])} "
-                    f"({epochs} epochs, {len(losses)} steps, on {training.device_for(backend)}; "
+                    f"({epochs} epochs, {trained['steps']} steps, on {training.device_for(backend)}; "
                     "loading the model included, as in a learner's first job)")
     finally:
         emu.close()
@@ -259,17 +240,14 @@ def tables(measurements: list[dict[str, Any]]) -> list[tuple[list[str], list[lis
                          "full validation loss per epoch"],
                         [["losses", str(r["steps"]), f"{r['train_loss_first']:.2f}",
                           f"{r['train_loss_last']:.2f}", full or "–"]]))
-    answers = [[r["question"], _quote(r["base"]), _quote(r["fine_tuned"])]
+    from bench.emulator import quote
+
+    answers = [[r["question"], quote(r["base"]), quote(r["fine_tuned"])]
                for r in measurements if r["what"] == "answers"]
     if answers:
         out.append((["question (temperature 0, 48 tokens at most)", "base model",
                      "fine-tuned deployment"], answers))
     return out
-
-
-def _quote(text: str, limit: int = 160) -> str:
-    text = " ".join(text.split())
-    return f"\"{text[:limit]}{'…' if len(text) > limit else ''}\""
 
 
 # --------------------------------------------------------------------------- main

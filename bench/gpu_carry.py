@@ -48,6 +48,8 @@ PACKAGES = {
     "mlflow": "notebook 01 (MLflow tracking, the model package)", "mlflow-skinny": "mlflow",
     "mlflow-tracing": "mlflow", "alembic": "MLflow's SQLite store", "Mako": "alembic",
     "SQLAlchemy": "MLflow's SQLite store", "greenlet": "SQLAlchemy",
+    "cryptography": "MLflow's SQLite store (its model registry tables)", "cffi": "cryptography",
+    "pycparser": "cffi",
     "cachetools": "mlflow", "databricks-sdk": "mlflow", "google-auth": "databricks-sdk",
     "pyasn1": "google-auth", "pyasn1_modules": "google-auth", "GitPython": "mlflow",
     "gitdb": "GitPython", "smmap": "gitdb", "importlib_metadata": "mlflow",

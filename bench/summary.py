@@ -53,6 +53,12 @@ def _cpu_accuracy_tables(measurements: list[dict[str, Any]]) -> list[Table]:
     return [cpu_accuracy.table(measurements)]
 
 
+def _emulator_tables(measurements: list[dict[str, Any]]) -> list[Table]:
+    from bench import emulator
+
+    return emulator.tables(measurements)
+
+
 def _gpu_tables(measurements: list[dict[str, Any]]) -> list[Table]:
     from bench import gpu
 
@@ -63,6 +69,7 @@ def _gpu_tables(measurements: list[dict[str, Any]]) -> list[Table]:
 #: from the measurement rows by the benchmark's own module.
 TABLES: dict[str, Callable[[list[dict[str, Any]]], list[Table]]] = {
     "cpu_accuracy": _cpu_accuracy_tables,
+    "emulator": _emulator_tables,
     "gpu": _gpu_tables,
 }
 
@@ -166,12 +173,22 @@ def _machine_line(machine: Mapping[str, Any]) -> str:
             f"transformers {versions.get('transformers')}")
 
 
+#: How a benchmark that has no result yet is run, where that is not just ``python -m bench.<name>``.
+HOW_TO_RUN = {"gpu": "needs a CUDA GPU: `make bench-gpu`, or bench/README.md's steps for a GPU "
+                     "machine without network",
+              "cpu_accuracy": "`python -m bench.cpu_accuracy --profile long`, hours on 2 cores"}
+
+
+def _known() -> list[str]:
+    from bench.__main__ import BENCHMARKS, EXTRA
+
+    return [*BENCHMARKS, *EXTRA]
+
+
 def ordered(results: Mapping[str, Mapping[str, Any]], names: Iterable[str] | None = None) -> list[str]:
     """The result keys in the order the section shows them: the benchmarks in the order they
     run (``names`` limits them), each with its default profile first, then the long one."""
-    from bench.__main__ import BENCHMARKS, EXTRA
-
-    known = [*BENCHMARKS, *EXTRA]
+    known = _known()
     wanted = list(names) if names else [
         *known, *sorted({r.get("benchmark", k) for k, r in results.items()} - set(known))]
     order = []
@@ -262,6 +279,12 @@ def render(results: Mapping[str, Mapping[str, Any]], names: Iterable[str] | None
          "`bench/results/<name>.json`, the long profile `<name>.long.json`."),
         "",
     ]
+    missing = [name for name in _known() if name not in {results[k].get("benchmark", k)
+                                                          for k in order}]
+    if missing and not names:
+        lines += ["Not measured yet: " + "; ".join(
+            f"`bench/{name}.py` ({HOW_TO_RUN.get(name, f'`python -m bench.{name}`')})"
+            for name in missing) + ".", ""]
     targets = target_rows(results, order)
     if targets:
         lines += ["The issue's targets:", ""]

@@ -136,6 +136,15 @@ def test_emulator_smoke(tmp_path, capsys):
         assert 0 < chat["per_token_s"] <= chat["median_s"]
     upload = next(row for case, row in cases.items() if case.endswith(": upload"))
     assert upload["bytes"] >= 1_000_000 and upload["throughput_mib_s"] > 0
+    # what the job learned and what the two deployments answer, for the README
+    trained = cases["losses"]
+    assert trained["steps"] == job["examples"] * job["n_epochs"]  # batch size 1
+    assert len(trained["full_valid_loss_per_epoch"]) == job["n_epochs"]
+    said = [row for row in data["measurements"] if row["case"] == "answers"]
+    assert said[0]["question"] == "Do other Azure AI services support this too?"  # the lab's
+    assert len(said) == 3 and all({"base", "fine_tuned"} <= set(row) for row in said)
+    text = summary.render({"emulator": data})
+    assert "| job losses | backend | steps |" in text and "| fine-tuned deployment |" in text
 
 
 def test_cpu_accuracy_smoke(tmp_path, capsys):

@@ -178,7 +178,7 @@ def test_gpu_carry_plans_calls_that_fit():
     assert gpu_carry.traveling_bytes() + gpu_carry.PART_BYTES < gpu_carry.CALL_LIMIT
     script = (ROOT / "bench" / "gpu_device.sh").read_text()
     assert "import datasets, mlflow, gguf, fastapi, openai" in script
-    assert (ROOT / "bench" / ".gitignore").read_text().splitlines() == [".device/"]
+    assert ".device/" in (ROOT / "bench" / ".gitignore").read_text().splitlines()
 
 
 @pytest.mark.gpu
