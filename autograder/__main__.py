@@ -66,8 +66,17 @@ def _parser() -> argparse.ArgumentParser:
                    help="also grade language variants whose code equals their English assignment")
 
     p = sub.add_parser("demo", help="the instructor's loop on a temporary copy of the course")
+    p.add_argument("--assignments", help="comma-separated assignments (default: the English ones)")
+    p.add_argument("--kinds", default="all",
+                   help="sample kinds, comma-separated, or 'all' (default) or 'honest'")
     p.add_argument("--jobs", "-j", type=int, default=2)
     p.add_argument("--variants", action="store_true", help="also the language variants")
+    # `--root` also after the command (python -m autograder grade --root DIR): the value given
+    # there wins; the one before the command is the default.
+    for command in sub.choices.values():
+        if not any("--root" in action.option_strings for action in command._actions):
+            command.add_argument("--root", default=argparse.SUPPRESS,
+                                 help="course root (default: NBG_ROOT or this repository)")
     return parser
 
 
@@ -123,7 +132,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "demo":
             from autograder import ci_check
 
-            return ci_check.demo(root, jobs=args.jobs, variants=args.variants)
+            names = args.assignments.split(",") if args.assignments else None
+            return ci_check.demo(root, jobs=args.jobs, variants=args.variants, names=names,
+                                 kinds=args.kinds)
     except grading.GradingError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -142,13 +142,24 @@ def _execute_class() -> type:
                 cell.outputs = [_error_output("DeadKernelError",
                                               "not run: the kernel died in an earlier cell")]
                 return cell, resources
+            before = self._counters()
             try:
-                return super().preprocess_cell(cell, resources, index)
+                cell, resources = super().preprocess_cell(cell, resources, index)
             except DeadKernelError:
                 self._kernel_dead = True
                 self.log.error("Kernel died in cell %s: later cells are not run", index)
                 cell.outputs.append(self._death_output())
                 return cell, resources
+            after = self._counters()
+            for name in sorted(k for k in after if after[k] > before.get(k, 0)):
+                note = (f"[grader] {self.limits.describe(name)} reached in this cell: the "
+                        "operation that crossed it was refused or stopped\n")
+                cell.outputs.append(new_output("stream", name="stdout", text=note))
+            return cell, resources
+
+        def _counters(self) -> dict[str, int]:
+            cgroup = getattr(getattr(self, "km", None), "cgroup", None)
+            return cgroup.counters() if cgroup is not None else {}
 
         def _death_output(self) -> Any:
             hit = None

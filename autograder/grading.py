@@ -15,10 +15,7 @@ removed from the gradebook: a stale score from an earlier run never survives a f
 
 from __future__ import annotations
 
-import csv
-import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -26,12 +23,14 @@ import tempfile
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from autograder import report
+from autograder.report import export, load_report, summary_table  # noqa: F401 - the public API
 
 #: The folder holding the course's ``nbgrader_config.py`` (this package's parent).
 CONFIG_DIR = Path(__file__).resolve().parent.parent
-REPORT_NAME = "grading-report.json"
 #: nbgrader_config.py's CourseDirectory.course_id.
 COURSE_ID = "fine-tuning-course"
 
@@ -97,6 +96,14 @@ def submissions(root: Path, assignment: str) -> list[str]:
 
 
 # --------------------------------------------------------------------------- nbgrader calls
+
+def ensure_tools_on_path() -> None:
+    """nbgrader runs ``alembic`` from ``PATH`` when it creates a gradebook: make this
+    environment's ``bin/`` come first (a bare ``.venv/bin/python -m autograder ...`` has it not)."""
+    bin_dir = str(Path(sys.executable).parent)
+    if os.environ.get("PATH", "").split(os.pathsep)[:1] != [bin_dir]:
+        os.environ["PATH"] = os.pathsep.join([bin_dir, os.environ.get("PATH", "")])
+
 
 def _env(root: Path, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
@@ -165,11 +172,6 @@ def _in_gradebook(root: Path, assignment: str) -> bool:
 
 # --------------------------------------------------------------------------- grading
 
-_CHANGED = re.compile(r"Attribute '(\w+)' for cell (\S+) has changed!")
-_NO_FILE = re.compile(r"No submitted file: (\S+)")
-_UNKNOWN_NB = re.compile(r"Skipping unknown notebook: (\S+)")
-
-
 def _safe_copy(src: Path, dest: Path, notes: list[str]) -> None:
     """Copy a submitted folder without following symlinks: a submitted link to the gradebook or
     another student's work would otherwise be copied by the (trusted) grader."""
@@ -187,85 +189,6 @@ def _safe_copy(src: Path, dest: Path, notes: list[str]) -> None:
                     shutil.copy2(path, dest / rel / name)
                 else:
                     notes.append(f"ignored special file {rel / name}")
-
-
-def _log_reasons(log: str) -> list[str]:
-    reasons = []
-    # Checksum changes are found by _edited_cells (nbgrader reports one for every cell whose
-    # hidden tests were removed from the release, edited or not).
-    for attr, cell in _CHANGED.findall(log):
-        if attr == "checksum":
-            continue
-        what = {"locked": "was unlocked", "points": "had its points changed",
-                "cell_type": "had its type changed"}.get(attr, f"had its {attr} changed")
-        reasons.append(f"cell {cell} {what}: restored from the source")
-    reasons += [f"notebook missing: {Path(p).name} scores zero" for p in _NO_FILE.findall(log)]
-    reasons += [f"unexpected notebook {Path(p).name} ignored (renamed?)"
-                for p in _UNKNOWN_NB.findall(log)]
-    return list(dict.fromkeys(reasons))
-
-
-def _edited_cells(release: Path, submitted: Path) -> list[str]:
-    """Locked cells (instructions, tests) whose submitted source differs from the release:
-    nbgrader puts the original back before grading; the summary says it happened."""
-    import nbformat
-
-    reasons = []
-    for path in sorted(release.glob("*.ipynb")):
-        if not (submitted / path.name).is_file():
-            continue
-        locked = {}
-        for cell in nbformat.read(path, as_version=4).cells:
-            meta = cell.metadata.get("nbgrader", {})
-            if meta.get("grade_id") and (meta.get("locked") or (meta.get("grade") and not meta.get("solution"))):
-                locked[meta["grade_id"]] = cell.source.strip()
-        try:
-            cells = nbformat.read(submitted / path.name, as_version=4).cells
-        except Exception as exc:  # noqa: BLE001 - nbgrader reports unreadable notebooks
-            reasons.append(f"{path.name} is not a readable notebook ({exc})")
-            continue
-        seen = {}
-        for cell in cells:
-            grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
-            if grade_id in locked:
-                seen[grade_id] = cell.source.strip()
-        for grade_id, source in locked.items():
-            if grade_id not in seen:
-                reasons.append(f"{path.stem} cell {grade_id} was deleted: restored from the source")
-            elif seen[grade_id] != source:
-                reasons.append(f"{path.stem} cell {grade_id} was edited: restored from the source")
-    return reasons
-
-
-def _notebook_reasons(folder: Path) -> list[str]:
-    """Errors shown by the executed notebooks: one line per failing cell."""
-    import nbformat
-
-    reasons = []
-    for path in sorted(folder.glob("*.ipynb")):
-        nb = nbformat.read(path, as_version=4)
-        not_run = 0
-        for index, cell in enumerate(nb.cells):
-            if cell.cell_type != "code":
-                continue
-            errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
-            if not errors:
-                continue
-            name = cell.metadata.get("nbgrader", {}).get("grade_id") or f"#{index}"
-            names = [o.get("ename") for o in errors]
-            if "CellTimeoutError" in names:
-                text = "timed out (per-cell limit) and was interrupted"
-            elif errors[0].get("evalue", "").startswith("not run: the kernel died"):
-                not_run += 1
-                continue
-            else:
-                ename = errors[0].get("ename", "Error")
-                evalue = (errors[0].get("evalue") or "").strip().splitlines()
-                text = f"{ename}: {evalue[0][:160]}" if evalue else ename
-            reasons.append(f"{path.stem} cell {name}: {text}")
-        if not_run:
-            reasons.append(f"{path.stem}: {not_run} later code cells not run (dead kernel)")
-    return reasons
 
 
 def _scores(root: Path, assignment: str, student: str, result: SubmissionResult) -> None:
@@ -345,16 +268,25 @@ def grade_one(root: Path, assignment: str, student: str, *, timeout: int | None 
             result.status = "graded"
             _scores(root, assignment, student, result)
             return result
-        result.reasons += _edited_cells(root / "release" / assignment, folder)
+        duplicates = report.duplicate_ids(folder)
+        if duplicates:
+            # nbgrader would quietly grade one of the copies: refuse this one submission, clearly.
+            _forget(root, assignment, student)
+            dest = root / "autograded" / student / assignment
+            if dest.exists():
+                shutil.rmtree(dest)
+            result.reasons += duplicates
+            return result
         extra = {"NBG_DB_URL": db_url(root)}
         if timeout:
             extra["COURSE_CELL_TIMEOUT"] = str(int(timeout))
         run = nbgrader(["autograde", assignment, "--student", student, "--force"], work,
                        timeout=limit, check=False, **extra)
         log = run.stdout + run.stderr
+        notes = report.edited_cells(root / "release" / assignment, folder,
+                                    report.restored_cells(log)) + report.log_reasons(log)
         if "GRADING WITHOUT A SANDBOX" in log:
             result.reasons.append("graded WITHOUT a sandbox (see the warning above)")
-        result.reasons += _log_reasons(log)
         graded = work / "autograded" / student / assignment
         dest = root / "autograded" / student / assignment
         if dest.exists():
@@ -367,8 +299,9 @@ def grade_one(root: Path, assignment: str, student: str, *, timeout: int | None 
             detail = next((e for e in errors if "There was an error" not in e), errors[0] if errors else "")
             result.reasons.append(f"autograde failed ({why}){': ' + detail if detail else ''}")
             result.reasons.append(f"log tail: {_tail(log, 3)}")
+            result.reasons += notes
         else:
-            result.reasons += _notebook_reasons(graded)
+            result.reasons += report.notebook_reasons(graded) + notes
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copytree(graded, dest, symlinks=True)
             result.status = "graded"
@@ -404,28 +337,12 @@ def grade(root: Path | None = None, assignment: str | None = None, *, jobs: int 
             print(sandbox.WARNING.format(reason=why), file=sys.stderr, flush=True)
     cell_timeout = timeout or int(os.environ.get("COURSE_CELL_TIMEOUT", "180"))
     limit = limit or 20 * cell_timeout
+    ensure_tools_on_path()
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         results = list(pool.map(
             lambda t: grade_one(root, t[0], t[1], timeout=timeout, limit=limit), tasks))
-    _save_report(root, results)
+    report.save_report(root, results)
     return results
-
-
-def _save_report(root: Path, results: list[SubmissionResult]) -> None:
-    path = root / "autograded" / REPORT_NAME
-    previous = load_report(root)
-    merged = {(r["assignment"], r["student"]): r for r in previous}
-    merged.update({(r.assignment, r.student): asdict(r) for r in results})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(sorted(merged.values(), key=lambda r: (r["assignment"], r["student"])),
-                               indent=1))
-
-
-def load_report(root: Path | None = None) -> list[dict]:
-    path = course_root(root) / "autograded" / REPORT_NAME
-    if not path.is_file():
-        return []
-    return json.loads(path.read_text())
 
 
 # --------------------------------------------------------------------------- after grading
@@ -442,57 +359,3 @@ def feedback(root: Path | None = None, assignment: str | None = None) -> list[Pa
         nbgrader(["generate_feedback", name, "--force"], root)
         files += sorted((root / "feedback").glob(f"*/{name}/*.html"))
     return files
-
-
-def export(root: Path | None = None, to: str | os.PathLike | None = None) -> Path:
-    """Write the grade CSV: one row per assignment and student, with the autograded and manual
-    scores and the grading status and reasons."""
-    from nbgrader.api import Gradebook, MissingEntry
-
-    root = course_root(root)
-    path = Path(to) if to else root / "grades.csv"
-    report = {(r["assignment"], r["student"]): r for r in load_report(root)}
-    rows = []
-    with Gradebook(db_url(root), COURSE_ID) as gb:
-        for assignment in gb.assignments:
-            for student in gb.students:
-                try:
-                    sub = gb.find_submission(assignment.name, student.id)
-                except MissingEntry:
-                    info = report.get((assignment.name, student.id))
-                    status = info["status"] if info else "missing"
-                    rows.append([assignment.name, student.id, status, 0, assignment.max_score,
-                                 0, assignment.max_score, "; ".join(info["reasons"]) if info else ""])
-                    continue
-                info = report.get((assignment.name, student.id), {})
-                rows.append([assignment.name, student.id, info.get("status", "graded"),
-                             info.get("auto_score", sub.code_score), info.get("auto_max", ""),
-                             sub.score, sub.max_score, "; ".join(info.get("reasons", []))])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["assignment", "student", "status", "auto_score", "auto_max",
-                         "score", "max_score", "reasons"])
-        writer.writerows(rows)
-    return path
-
-
-def summary_table(results: Iterable[SubmissionResult | dict]) -> str:
-    """A plain-text table: assignment, student, status, autograded score, manual part, reasons."""
-    rows = [asdict(r) if isinstance(r, SubmissionResult) else r for r in results]
-    header = ["assignment", "student", "status", "auto", "manual", "reasons"]
-    table = [header]
-    for r in sorted(rows, key=lambda r: (r["assignment"], r["student"])):
-        manual = "-" if not r["manual_max"] else (
-            f"{r['manual_max']:g} pts to grade" if r["needs_manual_grade"] else "graded")
-        table.append([r["assignment"], r["student"], r["status"],
-                      f"{r['auto_score']:g}/{r['auto_max']:g}" if r["status"] == "graded" else "-",
-                      manual, "; ".join(r["reasons"]) or "ok"])
-    widths = [max(len(row[i]) for row in table) for i in range(len(header) - 1)]
-    lines = []
-    for i, row in enumerate(table):
-        cells = [row[j].ljust(widths[j]) for j in range(len(widths))] + [row[-1]]
-        lines.append("  ".join(cells))
-        if i == 0:
-            lines.append("  ".join("-" * w for w in widths) + "  " + "-" * 7)
-    return "\n".join(lines)

@@ -129,6 +129,22 @@ class KernelCgroup:
     def procs_files(self) -> list[str]:
         return [str(folder / "cgroup.procs") for folder in self.folders.values()]
 
+    def counters(self) -> dict[str, int]:
+        """How often each limit was reached so far: ``{"memory": n, "processes": n}``."""
+        out = {}
+        for controller, name, parse in (
+                ("memory", "memory.failcnt", lambda t: int(t.strip() or 0)),
+                ("pids", "pids.events", lambda t: int(t.split()[-1]))):
+            folder = self.folders.get(controller)
+            if folder is None:
+                continue
+            try:
+                out["memory" if controller == "memory" else "processes"] = parse(
+                    (folder / name).read_text())
+            except (OSError, ValueError, IndexError):
+                pass
+        return out
+
     def memory_hit(self) -> bool:
         """Did the kernel's processes reach the memory limit (an allocation refused or an
         out-of-memory kill)?"""
@@ -247,13 +263,18 @@ def launcher_command(python: str, limits: Limits, cgroup: KernelCgroup | None,
 #: Run inside the sandbox as the kernel's user: copy the submission's staged data files into the
 #: size-limited working folder, then become the kernel.
 STAGE_COPY = r"""
-import os, shutil, sys
+import errno, os, shutil, sys
 stage, workdir = sys.argv[1], sys.argv[2]
 try:
-    shutil.copytree(stage, workdir, dirs_exist_ok=True, symlinks=False)
+    for root, dirs, files in os.walk(stage):
+        target = os.path.join(workdir, os.path.relpath(root, stage))
+        os.makedirs(target, exist_ok=True)
+        for name in files:
+            shutil.copyfile(os.path.join(root, name), os.path.join(target, name))
 except OSError as error:
-    print(f"grading sandbox: the submission's files do not fit its working folder: {error}",
-          file=sys.stderr)
+    why = ("do not fit its working folder" if error.errno in (errno.ENOSPC, errno.EFBIG)
+           else "could not be copied into its working folder")
+    print(f"grading sandbox: the submission's files {why}: {error}", file=sys.stderr)
 os.execvp(sys.argv[3], sys.argv[3:])
 """
 

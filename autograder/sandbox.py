@@ -171,8 +171,19 @@ def _parents_755(path: Path, made: set[Path]) -> list[str]:
     return args
 
 
-def _hidden(path: Path, hidden: list[Path]) -> bool:
-    return any(path == h or h in path.parents or path in h.parents for h in hidden)
+@functools.cache
+def grading_assets() -> tuple[Path, ...]:
+    """The course's offline assets, built once in the grader's cache (tokenizers, encodings, the
+    tiny GPT-2, the IMDB copy, SmolLM2), to be bound read-only into every grading sandbox: no
+    kernel spends its time (and its /tmp) rebuilding them. Empty when they cannot be built."""
+    try:
+        from helpers import assets
+
+        return tuple(p.resolve() for p in assets.for_grading())
+    except Exception as exc:  # noqa: BLE001 - kernels then build what they need themselves
+        print(f"grading sandbox: the shared asset cache is not available ({exc})",
+              file=sys.stderr)
+        return ()
 
 
 def bwrap_command(
@@ -207,7 +218,8 @@ def bwrap_command(
     # folder (an editable install puts it beside helpers; a plain one in site-packages).
     hidden = _package_dirs(("autograder",))
     ro = [Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve(),
-          Path(sys.executable).resolve().parent, *_package_dirs(), *_extra_ro_paths()]
+          Path(sys.executable).resolve().parent, *_package_dirs(), *_extra_ro_paths(),
+          *grading_assets()]
     seen: set[Path] = set()
     for path in ro:
         if path in seen or any(parent in seen for parent in path.parents) or not path.exists():
@@ -248,6 +260,9 @@ def kernel_env(env: dict[str, str] | None, *, pythonpath: list[Path], sandboxed:
     bin_dirs = [str(Path(sys.prefix) / "bin"), "/usr/local/bin", "/usr/bin", "/bin"]
     out["PATH"] = os.pathsep.join(dict.fromkeys(bin_dirs))
     out["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(str(p) for p in pythonpath))
+    assets = grading_assets()
+    if assets:
+        out["COURSE_ASSETS_RO"] = str(assets[0].parent)
     if sandboxed:
         out.update(FORCED_ENV)
         out["HOME"] = "/tmp"

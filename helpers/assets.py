@@ -91,6 +91,48 @@ def cache_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix="fine-tuning-course-"))
 
 
+def readonly_asset(name: str, marker: str | None = None) -> Path | None:
+    """A finished asset folder ``name`` in ``COURSE_ASSETS_RO``, a read-only cache a grading
+    sandbox gets from the grader (assets already built, so no kernel rebuilds them), else None.
+    ``marker`` is a file the finished folder must hold."""
+    base = os.environ.get("COURSE_ASSETS_RO")
+    if not base:
+        return None
+    folder = Path(base) / name
+    if folder.is_dir() and (marker is None or (folder / marker).is_file()):
+        return folder
+    return None
+
+
+#: The asset folders a grading kernel may need, built once by the grader (:func:`for_grading`).
+def for_grading() -> list[Path]:
+    """Build every asset a notebook needs in fast mode (in this process's cache) and return the
+    folders, for the grading sandbox to bind read-only (``COURSE_ASSETS_RO``). The SmolLM2
+    folder (its tokenizer serves the emulator's tiny backend) takes a minute the first time."""
+    from helpers import classifier, imdb
+
+    tiktoken_folder = cache_dir() / "tiktoken"
+    tiktoken_folder.mkdir(parents=True, exist_ok=True)
+    for name in TIKTOKEN_BLOBS:
+        _write_encoding(tiktoken_folder, name)
+    imdb.load_packaged()
+    folders = [tiktoken_folder, gpt2_tokenizer_dir(), classifier.tiny_gpt2_dir(), smollm2_dir(),
+               imdb.packaged_cache_dir()]
+    for folder in folders:
+        _readable_by_all(folder)
+    return folders
+
+
+def _readable_by_all(folder: Path) -> None:
+    """Let every user read a built asset folder (``mkdtemp`` made it private; a grading kernel
+    runs as another user). The assets are public data: tokenizers, a public data set, models."""
+    for root, dirs, files in os.walk(folder):
+        os.chmod(root, os.stat(root).st_mode | 0o755)
+        for name in files:
+            path = os.path.join(root, name)
+            os.chmod(path, os.stat(path).st_mode | 0o644)
+
+
 @contextlib.contextmanager
 def _locked(name: str) -> Iterator[None]:
     """An exclusive inter-process lock for building one cached asset."""
@@ -154,7 +196,14 @@ def ensure_tiktoken_encodings(names: tuple[str, ...] = ("cl100k_base", "o200k_ba
     with no network. Returns the cache folder.
 
     tiktoken's own folder is used when it is writable (nothing else changes); otherwise the
-    course's cache folder, and ``TIKTOKEN_CACHE_DIR`` is pointed at it for this process."""
+    course's cache folder, and ``TIKTOKEN_CACHE_DIR`` is pointed at it for this process. A
+    read-only cache with both files (``COURSE_ASSETS_RO``, grading) is used as it is."""
+    ready = readonly_asset("tiktoken")
+    if ready is not None and all(
+            (ready / hashlib.sha1(TIKTOKEN_BLOBS[n][0].encode()).hexdigest()).is_file()
+            for n in names if n in TIKTOKEN_BLOBS):
+        os.environ["TIKTOKEN_CACHE_DIR"] = str(ready)
+        return ready
     folder = _tiktoken_target_dir()
     if not _is_writable_dir(folder):
         folder = cache_dir() / "tiktoken"
@@ -183,6 +232,9 @@ def gpt2_tokenizer_dir() -> Path:
     Copying the files under the names transformers expects is deliberate: in transformers 5
     ``GPT2TokenizerFast(vocab_file=..., merges_file=...)`` silently ignores those keywords and
     gives an empty tokenizer."""
+    ready = readonly_asset("gpt2-tokenizer", "tokenizer_config.json")
+    if ready is not None:
+        return ready
     folder = cache_dir() / "gpt2-tokenizer"
     if (folder / "tokenizer_config.json").is_file():
         return folder
@@ -255,7 +307,11 @@ def smollm2_dir() -> Path:
 
     A model loaded from GGUF refuses ``save_pretrained`` (its config carries the quantisation),
     so the weights are dequantised into a model built ``from_config`` and saved from there."""
-    folder = cache_dir() / f"smollm2-135m-instruct-v{_SMOLLM2_CONVERSION}"
+    name = f"smollm2-135m-instruct-v{_SMOLLM2_CONVERSION}"
+    ready = readonly_asset(name, "tokenizer_config.json")
+    if ready is not None and (ready / "config.json").is_file():
+        return ready
+    folder = cache_dir() / name
     if (folder / "config.json").is_file() and (folder / "tokenizer_config.json").is_file():
         return folder
     gguf_path = smollm2_gguf()

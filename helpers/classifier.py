@@ -90,6 +90,9 @@ def tiny_gpt2_dir(seed: int = 0) -> Path:
 
     from helpers import assets
 
+    ready = assets.readonly_asset(f"tiny-gpt2-v1-seed{seed}", "tokenizer_config.json")
+    if ready is not None and (ready / "config.json").is_file():
+        return ready
     folder = assets.cache_dir() / f"tiny-gpt2-v1-seed{seed}"
     if (folder / "config.json").is_file() and (folder / "tokenizer_config.json").is_file():
         return folder

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from helpers import platform
@@ -71,15 +72,17 @@ def load_packaged(test_fraction: float = OFFLINE_TEST_FRACTION, seed: int = OFFL
     import os
     import shutil
     import tempfile
-    from pathlib import Path
 
     import pandas as pd
     from datasets import Dataset, DatasetDict, load_from_disk
 
     from helpers import assets
 
+    ready = assets.readonly_asset(_cache_name(seed, test_fraction), "dataset_dict.json")
+    if ready is not None:  # a grading sandbox: read-only, so keep it in memory (map writes)
+        return load_from_disk(str(ready), keep_in_memory=True)
     path = assets.imdb_csv()
-    cached = assets.cache_dir() / f"imdb-packaged-v3-{seed}-{test_fraction}"
+    cached = packaged_cache_dir(seed, test_fraction)
     if (cached / "dataset_dict.json").is_file():
         try:
             return load_from_disk(str(cached))
@@ -111,6 +114,18 @@ def load_packaged(test_fraction: float = OFFLINE_TEST_FRACTION, seed: int = OFFL
         return load_from_disk(str(cached))
     except OSError:
         return result
+
+
+def _cache_name(seed: int = OFFLINE_SPLIT_SEED, test_fraction: float = OFFLINE_TEST_FRACTION) -> str:
+    return f"imdb-packaged-v3-{seed}-{test_fraction}"
+
+
+def packaged_cache_dir(seed: int = OFFLINE_SPLIT_SEED,
+                       test_fraction: float = OFFLINE_TEST_FRACTION) -> Path:
+    """Where `load_packaged` caches the converted data set (Arrow files)."""
+    from helpers import assets
+
+    return assets.cache_dir() / _cache_name(seed, test_fraction)
 
 
 def _label_order(dataset):

@@ -221,13 +221,15 @@ def test_token_counting(probe: Probe) -> None:
     outcomes = probe.call("num_tokens_from_messages", [([m], {}) for m in conversations])
     got = [_int_result(o, f"num_tokens_from_messages({_show(m)[:60]}…)")
            for o, m in zip(outcomes, conversations, strict=True)]
+    expected_counts = [reference.num_tokens_from_messages(m) for m in conversations]
+    mistakes = [(text, [_variant_total(m, **knobs) for m in conversations])
+                for text, knobs in TOTAL_MISTAKES]
+    if got != expected_counts and any(counts == got for _, counts in mistakes):
+        _diagnose("num_tokens_from_messages", conversations, got, expected_counts, mistakes, "")
     for (messages, expected, why), value in zip(VISIBLE_COUNTS, got, strict=False):
         if value != expected:
             _fail(f"num_tokens_from_messages({_show(messages)}) gave {value}, expected {why}.")
-    _diagnose("num_tokens_from_messages", conversations, got,
-              [reference.num_tokens_from_messages(m) for m in conversations],
-              [(text, [_variant_total(m, **knobs) for m in conversations])
-               for text, knobs in TOTAL_MISTAKES],
+    _diagnose("num_tokens_from_messages", conversations, got, expected_counts, mistakes,
               "recount by hand: 3 per message, every value encoded with o200k_base, 1 more per "
               "`name`, and 3 at the end to prime the reply")
     # The parameters are parameters: other values must change the count accordingly.
@@ -280,12 +282,12 @@ def _standin(name: str, table: dict[str, int], params: bool) -> str:
     key = "(messages, tokens_per_message, tokens_per_name)" if params else "messages"
     return (
         "import json as _json\n"
-        f"_table = {table!r}\n"
+        f"_table_{name} = {table!r}\n"
         f"def VALUE({signature}):\n"
         f"    key = _json.dumps({key}, sort_keys=True, ensure_ascii=False)\n"
-        "    if key not in _table:\n"
+        f"    if key not in _table_{name}:\n"
         f"        raise KeyError('{name} got an argument that is not one example\\'s messages')\n"
-        "    return _table[key]\n"
+        f"    return _table_{name}[key]\n"
         f"VALUE.__name__ = {name!r}\n"
     )
 
@@ -663,7 +665,8 @@ def _judge_request(body: dict, training: str, validation: str, shown: str) -> No
         problems.append(f"hyperparameters are set ({set_values}): the task says to leave them on "
                         "\"auto\" and let the service choose (read job.hyperparameters after)")
     extra = sorted(set(body) - {"model", "training_file", "validation_file", "seed",
-                                "hyperparameters", "method", "trainingType", "training_type"})
+                                "hyperparameters", "method", "trainingType", "training_type",
+                                "suffix", "metadata"})
     if extra:
         problems.append(f"the request also sets {extra}: send only what the task asks for")
     if problems:

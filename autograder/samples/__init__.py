@@ -22,8 +22,34 @@ Malicious samples, each a perfect notebook plus an attack (the sandbox must stop
 - ``tamper``: the first test cell is replaced by ``pass`` and its answer left empty;
 - ``socket``: a cell that opens TCP connections (to the grader's loopback and to the internet).
 
-An attack that is stopped raises an error whose message starts with ``attack blocked`` or is
-the operating system's refusal; the summary shows it as that cell's reason.
+Forgery samples: the *empty* release notebook (or the *wrong* one: every answer a plausible
+wrong answer) plus one cell that tries to turn it into points from inside the kernel. Each must
+score exactly what its honest base scores (:data:`FORGERIES`), with the reason naming the trick:
+
+- ``hook-clear``: a ``post_run_cell`` hook that clears ``error_in_exec``;
+- ``hook-result``: a ``pre_run_cell`` hook that publishes a number before every cell (nbgrader
+  reads a test cell's result as partial credit);
+- ``no-traceback``: ``showtraceback`` replaced by a no-op;
+- ``transformer``: an input transformer that rewrites every later cell to ``pass``;
+- ``fake-checker``: a fake ``autograder`` in ``sys.modules``, an import hook serving one, and
+  the real one patched where it can be reached;
+- ``patched-libs``: ``math.isclose``, numpy's comparisons, ``helpers`` functions and
+  ``builtins.isinstance`` replaced;
+- ``always-equal``: every answer returns an object whose ``==`` is always true;
+- ``settrace``: a trace function that skips every ``raise`` it sees;
+- ``exit``: answers, then ``sys.exit()``, a ``KeyboardInterrupt``, and ``os._exit`` at the end;
+- ``metadata``: test cells' points raised, an answer cell turned into a test cell, ids renamed;
+- ``duplicate``: a test cell pasted twice (same grade id): this submission alone fails, clearly.
+
+Resource samples (perfect answers, then one abuse; the limits are those in force, tests lower
+them with ``AUTOGRADER_LIMITS``): ``memory``, ``fork``, ``threads``, ``cpu``, ``disk``, ``tmp``,
+``filesize``, ``output``. Each keeps the points earned before the abuse.
+
+``xss`` puts a script in a markdown answer and in an output (for the browser test), and
+``cross`` tries to write into other students' submissions and the course.
+
+:func:`designed_score` is the score each sample is built to get; ``python -m autograder demo``
+fails when a graded sample's score differs from it.
 """
 
 from __future__ import annotations
@@ -37,7 +63,16 @@ import nbformat
 HONEST = ("perfect", "partial", "empty")
 ROBUSTNESS = ("syntax", "renamed", "missing")
 MALICIOUS = ("loop", "crash", "gradebook", "peek", "tamper", "socket")
-KINDS = HONEST + ROBUSTNESS + MALICIOUS
+#: Forgery kind -> the honest kind it is built on (its designed score is that kind's).
+FORGERIES = {
+    "hook-clear": "empty", "hook-result": "empty", "no-traceback": "empty",
+    "transformer": "empty", "fake-checker": "empty", "patched-libs": "empty",
+    "always-equal": "empty", "settrace": "empty", "exit": "perfect", "metadata": "empty",
+    "cross": "perfect", "xss": "perfect",
+}
+RESOURCES = ("memory", "fork", "threads", "cpu", "disk", "tmp", "filesize", "output")
+FAILING = ("duplicate",)  # graded as failed, with a reason
+KINDS = HONEST + ROBUSTNESS + MALICIOUS + tuple(FORGERIES) + RESOURCES + FAILING
 
 _MARKERS = ("BEGIN SOLUTION", "END SOLUTION")
 
@@ -151,6 +186,12 @@ def build(kind: str, release_nb: nbformat.NotebookNode, source_nb: nbformat.Note
         return copy.deepcopy(release_nb)
     if kind == "partial":
         return fill(release_nb, source_nb, 0.5)
+    if kind in FORGERIES:
+        return _forgery(kind, release_nb, source_nb, root, assignment)
+    if kind in RESOURCES:
+        return _resource(kind, release_nb, source_nb)
+    if kind == "duplicate":
+        return _duplicate(release_nb, source_nb)
     nb = fill(release_nb, source_nb)
     answers = _answer_cells(nb)
     if kind == "syntax" and answers:
@@ -169,6 +210,105 @@ def build(kind: str, release_nb: nbformat.NotebookNode, source_nb: nbformat.Note
     elif kind in {"gradebook", "peek", "socket"}:
         nb.cells.append(_cell(_attack(kind, root, assignment, target)))
     return nb
+
+
+def _forgery(kind: str, release_nb: nbformat.NotebookNode, source_nb: nbformat.NotebookNode,
+             root: Path, assignment: str) -> nbformat.NotebookNode:
+    from autograder.samples import attacks
+
+    base = FORGERIES[kind]
+    nb = copy.deepcopy(release_nb) if base == "empty" else fill(release_nb, source_nb)
+    code = {"hook-clear": attacks.HOOK_CLEAR, "hook-result": attacks.HOOK_RESULT,
+            "no-traceback": attacks.NO_TRACEBACK, "transformer": attacks.TRANSFORMER,
+            "fake-checker": attacks.FAKE_CHECKER, "patched-libs": attacks.PATCHED_LIBS,
+            "settrace": attacks.SETTRACE, "exit": attacks.EXIT_EARLY,
+            "always-equal": attacks.ALWAYS_EQUAL_CLASS}.get(kind)
+    if code is not None:
+        _insert_before_answers(nb, code)
+    if kind == "always-equal":
+        for i in _answer_cells(nb):
+            lines = nb.cells[i].source.splitlines()
+            nb.cells[i].source = "\n".join(
+                line.replace("raise NotImplementedError()", "return _Always()")
+                if line.startswith((" ", "\t")) else line.replace("raise NotImplementedError()",
+                                                                  "pass")
+                for line in lines)
+    elif kind == "exit":
+        nb.cells.append(_cell(attacks.EXIT_LAST))
+    elif kind == "cross":
+        nb.cells.append(_cell(attacks.cross(str(root), assignment)))
+    elif kind == "xss":
+        for i in _answer_cells(nb, "markdown"):
+            nb.cells[i].source = attacks.XSS_MARKDOWN
+        nb.cells.append(_cell(attacks.XSS_OUTPUT))
+    elif kind == "metadata":
+        for i in _test_cells(nb):
+            nb.cells[i].metadata.nbgrader["points"] = 100
+        for i in _answer_cells(nb)[:1]:
+            nb.cells[i].metadata.nbgrader.update(grade=True, points=50, locked=True)
+        for i in _test_cells(nb)[-1:]:
+            nb.cells[i].metadata.nbgrader["locked"] = False
+        nb.metadata["kernelspec"] = {"name": "python2", "display_name": "Python 2",
+                                     "language": "python"}
+    return nb
+
+
+def _resource(kind: str, release_nb: nbformat.NotebookNode,
+              source_nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """A perfect notebook with one abuse of a limit right after its first test cell."""
+    from autograder.samples import attacks
+
+    nb = fill(release_nb, source_nb)
+    tests = _test_cells(nb)
+    nb.cells.insert(tests[0] + 1 if tests else len(nb.cells), _cell(attacks.resource(kind)))
+    return nb
+
+
+def _duplicate(release_nb: nbformat.NotebookNode,
+               source_nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    nb = fill(release_nb, source_nb)
+    tests = _test_cells(nb)
+    if tests:
+        nb.cells.insert(tests[0] + 1, copy.deepcopy(nb.cells[tests[0]]))
+    return nb
+
+
+def _points(nb: nbformat.NotebookNode, cells: list[int]) -> float:
+    return sum(float(_nbgrader(nb.cells[i]).get("points") or 0) for i in cells)
+
+
+def designed_score(kind: str, release_nb: nbformat.NotebookNode,
+                   source_nb: nbformat.NotebookNode) -> float | None:
+    """The autograded score a sample of ``kind`` is built to get on this notebook (None for a
+    submission built to fail): the grading design, stated per kind."""
+    tests = _test_cells(release_nb)
+    full = _points(release_nb, tests)
+    first = _points(release_nb, tests[:1])
+    if kind in FAILING:
+        return None
+    if kind in FORGERIES:
+        kind = FORGERIES[kind]
+    if kind in {"perfect", "gradebook", "peek", "socket"} or kind in RESOURCES and kind != "cpu":
+        return full
+    if kind == "cpu":  # the kernel is stopped right after the first test cell
+        return first
+    if kind in {"empty", "renamed", "missing", "crash"}:
+        return 0.0
+    if kind in {"syntax", "loop", "tamper"}:  # the first answer fails; checks isolate the rest
+        return full - first
+    if kind == "partial":
+        filled = set(_answer_cells(fill(release_nb, source_nb, 0.5)))
+        kept = {i for i in filled if fill(release_nb, source_nb, 0.5).cells[i].source
+                != release_nb.cells[i].source}
+        score, previous = 0.0, -1
+        answers = _answer_cells(release_nb)
+        for test in tests:
+            mine = [a for a in answers if previous < a < test]
+            if mine and all(a in kept for a in mine):
+                score += _points(release_nb, [test])
+            previous = test
+        return score
+    raise ValueError(kind)
 
 
 def write_samples(root: Path, assignment: str, kinds: tuple[str, ...] | list[str] = KINDS, *,
