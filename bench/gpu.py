@@ -29,6 +29,7 @@ Run: ``python -m bench.gpu [--smoke] [--out-dir DIR] [--skip emulator]``.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import statistics
 import tempfile
@@ -157,6 +158,14 @@ def notebook_part(result: common.Result, device: str, fast: bool, workdir: Path,
     result.note(f"notebook 01: {common.fmt_seconds(run.seconds)} top to bottom "
                 f"({len(run.cells)} code cells), training {common.fmt_seconds(train.seconds)}, "
                 f"prediction {common.fmt_seconds(predict.seconds)}; peak memory {peak}")
+    # the notebook's models leave the GPU before the emulator's job is measured
+    ns.clear()
+    del run, ns
+    gc.collect()
+    if device == "cuda":
+        import torch
+
+        torch.cuda.empty_cache()
 
 
 # --------------------------------------------------------------------------- emulator
