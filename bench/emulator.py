@@ -155,6 +155,28 @@ def answers(client, deployment: str, questions: int = 2) -> list[dict[str, str]]
              "fine_tuned": answer(client, deployment, messages)} for messages in asked]
 
 
+def degenerate(text: str) -> bool:
+    """An answer that is mostly one character repeated ("Yes-------------"): what a model
+    produces when each new token is generated without the earlier ones (a KV cache the model's
+    forward ignored)."""
+    text = "".join(text.split())
+    if len(text) < 8:
+        return False
+    return max(text.count(c) for c in set(text)) > 0.6 * len(text)
+
+
+def degenerate_note(said: list[dict[str, str]]) -> str | None:
+    """A warning for the result when any answer is `degenerate`, naming the transformers version."""
+    bad = [r["question"] for r in said if degenerate(r["base"]) or degenerate(r["fine_tuned"])]
+    if not bad:
+        return None
+    from importlib.metadata import version
+
+    return (f"WARNING: answers to {len(bad)} of {len(said)} questions are one character "
+            f"repeated: text generation is broken here (transformers {version('transformers')}); "
+            "the timings stand, the answers do not")
+
+
 def losses(client, job) -> dict[str, Any]:
     """The job's results file in brief: steps, the first and last training loss, the full
     validation loss after each epoch."""
@@ -297,8 +319,11 @@ def main(argv: list[str] | None = None) -> int:
                         continue
                     # chat latency on the course's fine-tuned model and the base deployment
                     deployment = deploy(emu, job.fine_tuned_model)
-                    for said in answers(client, deployment):
-                        result.measure(case="answers", backend=backend, dataset=label, **said)
+                    said = answers(client, deployment)
+                    for row in said:
+                        result.measure(case="answers", backend=backend, dataset=label, **row)
+                    if backend != "tiny" and degenerate_note(said):  # tiny is random: noise
+                        result.note(degenerate_note(said))
                     times, generated = chat_latencies(
                         client, {"base": "gpt-4o", "fine-tuned": deployment}, profile["chats"])
                     per_token = {}

@@ -275,6 +275,21 @@ def test_cpu_accuracy_keeps_a_stopped_sweep_and_resumes_only_the_same_code(
         cpu_accuracy.main([*argv, "--resume"])
 
 
+def test_degenerate_answers_are_flagged():
+    """The GPU machine's transformers 5.17 ignored the emulator's KV cache: answers came back as
+    "Yes------". The benchmarks flag such answers instead of reporting them as the model's."""
+    from bench import emulator
+
+    assert emulator.degenerate("Yes-----------------------------------------------")
+    assert emulator.degenerate("The" + "-" * 23)
+    assert not emulator.degenerate("The biggest ocean is thought to be the Great Barrier Reef.")
+    assert not emulator.degenerate("Yes.") and not emulator.degenerate("")
+    said = [{"question": "q1", "base": "A fine answer, thanks.", "fine_tuned": "Q" + "-" * 40},
+            {"question": "q2", "base": "Another answer.", "fine_tuned": "Also fine here."}]
+    assert "1 of 2 questions" in emulator.degenerate_note(said)
+    assert emulator.degenerate_note(said[1:]) is None
+
+
 def test_summary_renders_results(tmp_path, capsys):
     result = common.Result("token_stats", "t", "default", machine=common.machine())
     result.measure(examples=10, tokens=100, lab_s=0.2, course_s=0.1, floor_s=0.05,
