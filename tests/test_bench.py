@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from autograder.reference import imdb as reference_imdb
 from bench import common, summary
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -178,7 +179,7 @@ def test_cpu_accuracy_validation_is_carved_from_training_reviews_never_trained_o
     assert len(validation_text) == 500 and not train_text & validation_text
     assert not validation_text & set(test["text"]) and not train_text & set(test["text"])
     assert set(validation["text"]) <= set(data["train"]["text"])
-    lab_train, lab_test = imdb.seed_subsets(data, 1000, 500)  # what the notebook trains on
+    lab_train, lab_test = reference_imdb.seed_subsets(data, 1000, 500)  # what the notebook trains on
     assert set(lab_train["text"]) <= train_text and lab_test["text"] == test["text"]
     with pytest.raises(ValueError, match="overlap"):
         cpu_accuracy.splits(data, 1000, 500, 500, 999)
@@ -273,6 +274,28 @@ def test_cpu_accuracy_keeps_a_stopped_sweep_and_resumes_only_the_same_code(
     (tmp_path / "cpu_accuracy.smoke.json").write_text(json.dumps(stale))
     with pytest.raises(cpu_accuracy.ResumeRefused, match="no code fingerprint recorded"):
         cpu_accuracy.main([*argv, "--resume"])
+
+
+def test_each_profile_writes_its_own_result_file(tmp_path):
+    """`make bench` (default) and the long profile never overwrite each other's figures; the
+    summary shows both, default first, and never a smoke result; a file renamed by hand (a long
+    result under the default name) is refused."""
+    for profile, value in (("long", 3.0), ("default", 2.0), ("smoke", 9.0)):
+        result = common.Result("token_stats", "t", profile, machine=common.machine())
+        result.ratio("lab / course", value, 1.0, "lab loop", "helpers.tokens")
+        result.finish(tmp_path, command=f"python -m bench.token_stats --profile {profile}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "token_stats.json", "token_stats.long.json", "token_stats.smoke.json"]
+    loaded = common.load_results(tmp_path)
+    assert sorted(loaded) == ["token_stats", "token_stats.long"]
+    assert loaded["token_stats.long"]["ratios"][0]["value"] == 3.0
+    text = summary.render(loaded)
+    assert text.index("### `bench/token_stats.py`\n") < text.index(
+        "### `bench/token_stats.py` (long profile)")
+    assert "9.00×" not in text
+    (tmp_path / "token_stats.long.json").rename(tmp_path / "token_stats.json")
+    with pytest.raises(ValueError, match="belongs in token_stats.long.json"):
+        common.load_results(tmp_path)
 
 
 def test_degenerate_answers_are_flagged():
