@@ -11,6 +11,8 @@
 - ``summary``: the table of the last grading runs;
 - ``check [ASSIGNMENT ...]``: the CI check (release up to date, no solution or hidden-test
   marker in ``release/``, source scores full, untouched release scores zero);
+- ``student-kit DIR``: the students' repository (release notebooks, helpers, course text; no
+  solution, hidden test or check), see :mod:`autograder.student_kit`;
 - ``demo``: the whole loop on a temporary copy of the course (release, samples, grade,
   feedback, export, table).
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -64,6 +67,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--keep", action="store_true", help="keep the temporary course copy")
     p.add_argument("--grade-variants", action="store_true",
                    help="also grade language variants whose code equals their English assignment")
+
+    p = sub.add_parser("student-kit", help="build the students' repository (no solutions) in DIR")
+    p.add_argument("dest", metavar="DIR")
+    p.add_argument("--force", action="store_true", help="replace DIR's contents")
 
     p = sub.add_parser("demo", help="the instructor's loop on a temporary copy of the course")
     p.add_argument("--assignments", help="comma-separated assignments (default: the English ones)")
@@ -129,6 +136,16 @@ def main(argv: list[str] | None = None) -> int:
 
             return ci_check.main(root, args.assignments or None, keep=args.keep,
                                  grade_variants=args.grade_variants)
+        elif args.command == "student-kit":
+            from autograder import student_kit
+
+            try:
+                dest = student_kit.build(root, Path(args.dest), force=args.force)
+            except student_kit.KitError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
+            print(f"wrote the student kit to {dest}: push it as the students' repository "
+                  "(course/instructor.md)")
         elif args.command == "demo":
             from autograder import ci_check
 

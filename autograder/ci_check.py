@@ -223,24 +223,66 @@ def main(root: Path, names: list[str] | None = None, *, keep: bool = False,
     return 1 if bad else 0
 
 
-def demo(root: Path, *, jobs: int = 2, variants: bool = False) -> int:
-    """The instructor's loop on a temporary copy: release, sample submissions (perfect, partial,
-    empty) of each English assignment (and language variant with ``variants``), grade,
-    feedback, CSV export, table."""
+def demo(root: Path, *, jobs: int = 2, variants: bool = False, names: list[str] | None = None,
+         kinds: str = "all") -> int:
+    """The instructor's loop on a temporary copy, proving itself: release, sample submissions of
+    every kind (honest, robustness, attacks; ``kinds`` narrows it: ``honest`` or a comma list) of
+    each English assignment (and language variant with ``variants``), grade, feedback, CSV export,
+    the table; then every sample's score against the score it is built to get
+    (:func:`autograder.samples.designed_score`). Exit 1 when any differs, or when a submission
+    built to be graded was not (and 0 only when every one is as designed)."""
+    import nbformat
+
     from autograder import samples
     from autograder.i18n import split_variant
 
+    if kinds == "all":
+        chosen = [k for k in samples.KINDS if k not in samples.RESOURCES]
+    elif kinds == "honest":
+        chosen = list(samples.HONEST)
+    else:
+        chosen = [k.strip() for k in kinds.split(",") if k.strip()]
+        unknown = sorted(set(chosen) - set(samples.KINDS))
+        if unknown:
+            raise grading.GradingError(f"unknown sample kinds {unknown}; choose from "
+                                       f"{', '.join(samples.KINDS)}")
     base = Path(tempfile.mkdtemp(prefix="course-demo-"))
     copy = make_copy(Path(root).resolve(), base)
     print(f"course copy: {copy}")
-    for folder in grading.release(copy):
+    for folder in grading.release(copy, names):
         print(f"released {folder.relative_to(copy)}")
-    for name in grading.assignments(copy):
-        if variants or split_variant(name)[1] is None:
-            samples.write_samples(copy, name, samples.HONEST)
+    designed: dict[tuple[str, str], float | None] = {}
+    for name in names or grading.assignments(copy):
+        if not (variants or split_variant(name)[1] is None or names):
+            continue
+        students = samples.write_samples(copy, name, chosen, prefix="sample-")
+        notebooks = sorted((copy / "source" / name).glob("*.ipynb"))
+        for student, kind in zip(students, chosen, strict=True):
+            score = 0.0
+            for path in notebooks:
+                value = samples.designed_score(kind, nbformat.read(
+                    copy / "release" / name / path.name, 4), nbformat.read(path, 4))
+                score = None if value is None or score is None else score + value
+            designed[(name, student)] = score
     results = grading.grade(copy, jobs=jobs)
     print(grading.summary_table(results))
     files = grading.feedback(copy)
     print(f"feedback: {len(files)} HTML files under {copy / 'feedback'}")
     print(f"grades: {grading.export(copy)}")
-    return 0 if all(r.status == "graded" for r in results) else 1
+    wrong = []
+    by_key = {(r.assignment, r.student): r for r in results}
+    for key, score in sorted(designed.items()):
+        result = by_key.get(key)
+        if result is None:
+            wrong.append(f"{key[0]} {key[1]}: not graded at all")
+        elif score is None:
+            if result.status != "failed":
+                wrong.append(f"{key[0]} {key[1]}: built to be refused, but was graded")
+        elif result.status != "graded" or result.auto_score != score:
+            got = f"{result.auto_score:g}" if result.status == "graded" else result.status
+            wrong.append(f"{key[0]} {key[1]}: scored {got}, built to score {score:g}")
+    if wrong:
+        print("\nNOT AS DESIGNED:\n  " + "\n  ".join(wrong), file=sys.stderr)
+        return 1
+    print(f"\nall {len(designed)} samples scored as designed")
+    return 0

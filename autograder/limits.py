@@ -254,7 +254,12 @@ def launcher_command(python: str, limits: Limits, cgroup: KernelCgroup | None,
                      command: list[str]) -> list[str]:
     import json
 
-    spec = {"procs": cgroup.procs_files if cgroup else [], "memory": limits.memory,
+    # With a memory cgroup, the cgroup holds the real limit (every process together) and the
+    # address-space limit is only a backstop against one absurd allocation (a process reserves
+    # far more address space than it uses); without one, RLIMIT_AS is the limit.
+    address_space = limits.memory * 2 if cgroup is not None and "memory" in cgroup.folders \
+        else limits.memory
+    spec = {"procs": cgroup.procs_files if cgroup else [], "memory": address_space,
             "processes": limits.processes, "cpu_seconds": limits.cpu_seconds,
             "file_size": limits.file_size, "open_files": limits.open_files}
     return [python, "-c", LAUNCHER, json.dumps(spec), *command]

@@ -4,8 +4,8 @@ budget, chosen on validation reviews and then reported once on the held-out test
 Every configuration is the course's code path (``helpers.classifier``: the packaged pretrained
 SmolLM2-135M backbone offline, its tokenizer with a pad token, the classification model with
 labels and ``pad_token_id``, lower blocks frozen; ``helpers.imdb``: the lab's seeded subsets,
-truncation and dynamic padding; the ``Trainer`` with ``helpers.classifier.training_arguments``;
-``helpers.metrics.compute_metrics``), with one thing changed at a time: sequence length, how many
+truncation and dynamic padding; the ``Trainer`` with ``autograder.reference.classifier.training_arguments``;
+``autograder.reference.metrics.compute_metrics``), with one thing changed at a time: sequence length, how many
 blocks train, LoRA instead of frozen blocks, full fine-tuning, epochs, training examples.
 
 The protocol keeps the test reviews out of every choice:
@@ -47,6 +47,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from autograder.reference import classifier as reference_classifier
+from autograder.reference import imdb as reference_imdb
+from autograder.reference import metrics as reference_metrics
 from bench import common
 
 NAME = "cpu_accuracy"
@@ -106,7 +109,7 @@ def splits(data, train_size: int, eval_size: int, validation_size: int, validati
     if validation_start < train_size:
         raise ValueError(f"validation reviews from position {validation_start} would overlap "
                          f"the {train_size} training reviews")
-    train, test = imdb.seed_subsets(data, train_size, eval_size, seed=imdb.SEED)
+    train, test = reference_imdb.seed_subsets(data, train_size, eval_size, seed=imdb.SEED)
     shuffled = data["train"].shuffle(seed=imdb.SEED)
     validation = shuffled.select(range(validation_start, validation_start + validation_size))
     return train, validation, test
@@ -126,7 +129,7 @@ def build(backbone, tokenizer, recipe, lora: int | None, seed: int):
     """The model of one configuration, before training: ``(model, parameter counts)``."""
     from helpers import classifier
 
-    model = classifier.build_model(backbone, tokenizer, seed=seed)
+    model = reference_classifier.build_model(backbone, tokenizer, seed=seed)
     if lora:
         for parameter in model.parameters():
             parameter.requires_grad = False
@@ -170,7 +173,7 @@ def setup(overrides: dict[str, Any], fast: bool) -> Setup:
     backbone = classifier.choose_backbone(fast=fast, prefer_hub=False)
     recipe = classifier.default_recipe(backbone, device="cpu", fast=fast)
     recipe = dataclasses.replace(recipe, **overrides)
-    tokenizer = classifier.load_tokenizer(backbone)
+    tokenizer = reference_classifier.load_tokenizer(backbone)
     tokenizer.truncation_side = recipe.truncation_side  # as the notebook: keep a review's end
     data = imdb.load_imdb(prefer_hub=False)
     return Setup(backbone, recipe, tokenizer, data, lora,
@@ -180,16 +183,15 @@ def setup(overrides: dict[str, Any], fast: bool) -> Setup:
 def trainer_for(model, s: Setup, seed: int, workdir: Path, train=None):
     from transformers import DataCollatorWithPadding, PrinterCallback, Trainer
 
-    from helpers import classifier, metrics
 
     recipe = dataclasses.replace(s.recipe, seed=seed)
-    args = classifier.training_arguments(
+    args = reference_classifier.training_arguments(
         recipe, workdir, report_to="none", eval_strategy="no", disable_tqdm=True,
         logging_strategy="no", dataloader_pin_memory=False,
     )
     trainer = Trainer(model=model, args=args, train_dataset=train, processing_class=s.tokenizer,
                       data_collator=DataCollatorWithPadding(s.tokenizer),
-                      compute_metrics=metrics.compute_metrics)
+                      compute_metrics=reference_metrics.compute_metrics)
     trainer.remove_callback(PrinterCallback)  # no metrics dicts printed
     return trainer
 
@@ -284,9 +286,8 @@ def cpu_seconds() -> float:
 
 
 def _tokenize(dataset, s: Setup):
-    from helpers import imdb
 
-    return imdb.tokenize_dataset(dataset, s.tokenizer, s.recipe.max_length)
+    return reference_imdb.tokenize_dataset(dataset, s.tokenizer, s.recipe.max_length)
 
 
 def fingerprint() -> dict[str, str]:

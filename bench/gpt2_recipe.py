@@ -50,6 +50,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from autograder.reference import classifier as reference_classifier
+from autograder.reference import imdb as reference_imdb
 from bench import common
 
 NAME = "gpt2_recipe"
@@ -128,10 +130,10 @@ def make_backbone(kind: str):
         return backbone, factory, tokenizer, config.n_positions, description
     if kind in ("smollm2", "hub"):
         backbone = classifier.choose_backbone(fast=False, prefer_hub=kind == "hub")
-        tokenizer = classifier.load_tokenizer(backbone)
+        tokenizer = reference_classifier.load_tokenizer(backbone)
 
         def factory():
-            return classifier.build_model(backbone, tokenizer)
+            return reference_classifier.build_model(backbone, tokenizer)
 
         # The lab pads to the model's maximum length: GPT-2's 1024 (SmolLM2's would be 8192; the
         # benchmark keeps GPT-2's figure so the lab's side is the lab's).
@@ -183,8 +185,7 @@ def _layers(trainable: int | None) -> str:
 
 def tokenize(variant: Variant, train, tokenizer):
     """The lab's ``tokenizer(text, padding="max_length", truncation=True)`` or the course's
-    ``helpers.imdb.tokenize_dataset`` (truncation, no padding)."""
-    from helpers import imdb
+    ``autograder.reference.imdb.tokenize_dataset`` (truncation, no padding)."""
 
     if variant.pad_to_max:
         def lab_tokenize(batch):
@@ -192,7 +193,7 @@ def tokenize(variant: Variant, train, tokenizer):
                              max_length=variant.max_length)
 
         return train.map(lab_tokenize, batched=True, remove_columns=["text"])
-    return imdb.tokenize_dataset(train, tokenizer, variant.max_length)
+    return reference_imdb.tokenize_dataset(train, tokenizer, variant.max_length)
 
 
 def prepare(variant: Variant, train, tokenizer, factory, device: str, seed: int, workdir: str) -> None:
@@ -330,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         data = imdb.load_imdb()
         result.note(data.description)
-        train, _ = imdb.seed_subsets(data.dataset, train_size, 1)
+        train, _ = reference_imdb.seed_subsets(data.dataset, train_size, 1)
         variants = build_variants(recipe, lab_length, profile, args.profile)
         with tempfile.TemporaryDirectory(prefix="bench-gpt2-") as workdir:
             for variant in variants:

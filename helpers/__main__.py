@@ -10,7 +10,9 @@ and ``run(args) -> int`` and imports its heavy dependencies only inside ``run``.
 - ``assets``: resolve every offline asset once and print where it is (``helpers.assets``);
 - ``azure-smoke [--timeout S] [--json]``: run assignment 02's Azure calls against the
   configured resource with the smallest valid data and report each step
-  (``helpers.azure_smoke``).
+  (``helpers.azure_smoke``);
+- ``selfcheck [PATH ...]``: resolve the assets and run each notebook up to its first answer
+  cell in fast mode (``helpers.selfcheck``; the student kit's ``make check``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ COMMANDS = {
     "emulator": ("helpers.emulator.cli", "the local Azure OpenAI fine-tuning service"),
     "assets": ("helpers.assets", "resolve the offline assets and print where they are"),
     "azure-smoke": ("helpers.azure_smoke", "run 02's Azure calls and report each step"),
+    "selfcheck": ("helpers.selfcheck", "is the set-up right? (fast mode, about a minute)"),
 }
 
 

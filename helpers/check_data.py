@@ -1,8 +1,9 @@
 """``python -m helpers check-data FILE [FILE ...] [--model gpt-4o] [--json]``.
 
 Checks chat fine-tuning JSONL files (``helpers.chat_data``) and shows, per file, the
-examples, the errors by line, the warnings, the token distributions (``helpers.tokens``) and
-the cookbook's epochs and billed-tokens estimate.
+examples, the errors by line, the warnings, and the distribution of the examples' sizes in tokens
+(``chat_data.size_in_tokens``: the text of every message plus an upper bound of the formatting;
+counting exactly, and estimating epochs and cost, is assignment 02's task).
 
 Exit code: 0 when every file is valid, 1 when any file has an error, 2 when a file cannot be
 read (or the model is unknown); 141 when the output pipe closes early (``| head``).
@@ -40,9 +41,9 @@ def _issues(issues) -> list[dict[str, Any]]:
 
 def check_file(path: str | Path, model: str = DEFAULT_MODEL) -> dict[str, Any]:
     """Check one file and return the ``--json`` object: ``path, model, encoding, examples,
-    valid, errors, warnings, total_tokens, assistant_tokens, estimate``.
+    valid, errors, warnings, size_tokens`` (the distribution of the examples' sizes in tokens).
 
-    The distributions and the estimate cover the examples without a per-example error.
+    The distribution covers the examples without a per-example error.
     Raises ``FileNotFoundError``/``OSError`` for an unreadable path and ``ValueError`` for an
     unknown model."""
     return _check(path, model)[0]
@@ -53,7 +54,9 @@ def _check(path: str | Path, model: str) -> tuple[dict[str, Any], dict[str, Any]
     from helpers import chat_data, tokens
 
     report = chat_data.validate_file(path, model=model)
-    counts = tokens.example_token_counts(report.countable_examples, model=model)
+    enc = tokens.encoding_for(model)
+    sizes = [chat_data.size_in_tokens(example["messages"], enc)
+             for example in report.countable_examples]
     return {
         "path": str(path),
         "model": model,
@@ -62,9 +65,7 @@ def _check(path: str | Path, model: str) -> tuple[dict[str, Any], dict[str, Any]
         "valid": report.valid,
         "errors": _issues(report.errors),
         "warnings": _issues(report.warnings),
-        "total_tokens": tokens.distribution(counts["total_tokens"]),
-        "assistant_tokens": tokens.distribution(counts["assistant_tokens"]),
-        "estimate": tokens.estimate_epochs_and_cost(counts["total_tokens"], model=model),
+        "size_tokens": tokens.distribution(sizes),
     }, {
         "bom": report.has_bom,
         "line_endings": report.line_endings,
@@ -142,21 +143,13 @@ def format_report(result: dict[str, Any], file_info: dict[str, Any] | None = Non
 
     keys = ("count", "min", "max", "mean", "median", "p10", "p90")
     lines.append("  " + f"{'':<18}" + "".join(f"{k:>9}" for k in keys))
-    for name in ("total_tokens", "assistant_tokens"):
-        dist = result[name]
-        label = name.replace("_", " ")
-        lines.append("  " + f"{label:<18}" + "".join(f"{_num(dist[k]):>9}" for k in keys))
-    est = result["estimate"]
+    dist = result["size_tokens"]
+    lines.append("  " + f"{'tokens (size)':<18}" + "".join(f"{_num(dist[k]):>9}" for k in keys))
     limit = info.get("token_limit") or tokens.training_token_limit(result["model"])
-    limit_text = f" (at most {limit:,} billed per example)" if limit else ""
-    lines.append(
-        f"  estimate   {est['n_epochs']} epochs x ~{est['billing_tokens']:,} tokens "
-        f"= ~{est['charged_tokens']:,} charged tokens{limit_text}"
-    )
-    if result["total_tokens"]["count"] < result["examples"]:
-        lines.append(
-            f"  (token figures count the {result['total_tokens']['count']} examples without errors)"
-        )
+    lines.append(f"  (each example's text plus an upper bound of the formatting; the limit is "
+                 f"{limit:,} tokens per example)")
+    if dist["count"] < result["examples"]:
+        lines.append(f"  (sizes count the {dist['count']} examples without errors)")
     return "\n".join(lines)
 
 
@@ -166,8 +159,7 @@ def _unreadable(path: str, model: str, message: str) -> dict[str, Any]:
     return {
         "path": path, "model": model, "encoding": None, "examples": 0, "valid": False,
         "errors": [{"line": None, "kind": "unreadable", "message": message}], "warnings": [],
-        "total_tokens": dict(empty), "assistant_tokens": dict(empty),
-        "estimate": {"n_epochs": 0, "billing_tokens": 0, "charged_tokens": 0},
+        "size_tokens": dict(empty),
     }
 
 

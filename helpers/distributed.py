@@ -1,7 +1,8 @@
 """Run a training function across several processes (or GPUs) with Spark's ``TorchDistributor``.
 
-Assignment 01's training step is one function of a plain ``dict``,
-``helpers.classifier.train_classifier(config)``. In a notebook it runs in one process; on a
+Assignment 01's training step, put together as one function of a plain ``dict`` (``train_fn``;
+the course's own is ``autograder.reference.classifier.train_classifier``, instructor-only), runs
+in one process in a notebook; on a
 Databricks cluster (or locally with ``pyspark`` installed) `run_distributed` runs the same
 function in ``num_processes`` processes, data-parallel: ``TorchDistributor`` starts them with
 ``torchrun``, which sets ``RANK``/``WORLD_SIZE``/``MASTER_ADDR``, and the ``Trainer`` wraps the
@@ -12,7 +13,8 @@ its share of every batch and the gradients are averaged.
 process write a small record of what it did, so the caller can see that each one trained.
 
     from helpers import distributed
-    result = distributed.run_distributed({"fast": True}, num_processes=2)
+    result = distributed.run_distributed({"fast": True}, train_fn=my_training_step,
+                                         num_processes=2)
     result.ranks        # one record per process: rank, world_size, steps, loss, ...
     result.model_dir    # the model saved by rank 0
 
@@ -112,7 +114,8 @@ def run_distributed(
     use_gpu: bool | None = None,
     records_dir: str | Path | None = None,
 ) -> DistributedResult:
-    """Run ``train_fn(config)`` (default: ``helpers.classifier.train_classifier``) in
+    """Run ``train_fn(config)`` (your training step; in the instructor's repository it defaults
+    to the course's own, ``autograder.reference.classifier.train_classifier``) in
     ``num_processes`` processes with ``TorchDistributor``; returns rank 0's result and every
     process's record.
 
@@ -122,7 +125,13 @@ def run_distributed(
     from pyspark.ml.torch.distributor import TorchDistributor
 
     if train_fn is None:
-        from helpers.classifier import train_classifier as train_fn
+        try:  # the instructor's repository has the course's own training step
+            from autograder.reference.classifier import train_classifier as train_fn
+        except ImportError as exc:
+            raise ValueError(
+                "run_distributed needs train_fn: a function of a plain dict that runs your "
+                "training step (steps 2-7 of assignment 01 put together) and returns plain values "
+                "(course/databricks.md, 'Training on several processes')") from exc
     if use_gpu is None:
         import torch
 

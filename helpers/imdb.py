@@ -6,10 +6,10 @@
   the 25,000 IMDB training reviews) with a disjoint, seeded, label-balanced test split carved
   out of it. Both sources give splits **sorted by label** (every negative review, then every
   positive one), as the hub's files are: a subset taken without shuffling is one class.
-- `seed_subsets` is the lab's ``shuffle(seed=42).select(range(n))`` on both splits.
-- `tokenize_dataset` tokenizes with truncation and **no padding**: a ``DataCollatorWithPadding``
-  pads each batch to its own longest example at training time; `padding_report` measures how
-  many pad tokens that saves against ``padding="max_length"``.
+- `subset_sizes` gives the lab's 1000/500 (a few dozen in fast mode); taking the subsets and
+  tokenizing them are the assignment's tasks (the course's own answers are instructor-only).
+- `token_lengths` and `padding_report` measure how many pad tokens a ``DataCollatorWithPadding``
+  saves against ``padding="max_length"``.
 """
 
 from __future__ import annotations
@@ -169,35 +169,6 @@ def subset_sizes(fast: bool | None = None) -> tuple[int, int]:
     """``(train, eval)`` sizes: the lab's 1000/500, or a few dozen in fast mode."""
     fast = platform.is_fast() if fast is None else fast
     return (FAST_TRAIN_SIZE, FAST_EVAL_SIZE) if fast else (TRAIN_SIZE, EVAL_SIZE)
-
-
-def seed_subsets(dataset, train_size: int | None = None, eval_size: int | None = None,
-                 seed: int = SEED):
-    """The lab's subsets: ``dataset["train"].shuffle(seed=42).select(range(train_size))`` and the
-    same on ``dataset["test"]`` with ``eval_size``. Sizes default to `subset_sizes`."""
-    default_train, default_eval = subset_sizes()
-    train_size = default_train if train_size is None else train_size
-    eval_size = default_eval if eval_size is None else eval_size
-    train = dataset["train"].shuffle(seed=seed).select(range(train_size))
-    evaluation = dataset["test"].shuffle(seed=seed).select(range(eval_size))
-    return train, evaluation
-
-
-def tokenize_batch(tokenizer, texts: list[str], max_length: int) -> dict:
-    """Tokenize a batch of texts: truncation to ``max_length`` tokens and no padding."""
-    return tokenizer(texts, truncation=True, max_length=max_length)
-
-
-def tokenize_dataset(dataset, tokenizer, max_length: int, num_proc: int | None = None):
-    """``dataset.map`` with `tokenize_batch` (batched), dropping the ``text`` column so that the
-    data collator sees only ``input_ids``, ``attention_mask`` and ``label``."""
-    return dataset.map(
-        lambda batch: tokenize_batch(tokenizer, batch["text"], max_length),
-        batched=True,
-        remove_columns=["text"],
-        num_proc=num_proc,
-        desc="Tokenizing",
-    )
 
 
 def token_lengths(dataset, tokenizer, column: str = "text") -> list[int]:

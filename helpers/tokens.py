@@ -1,12 +1,7 @@
-"""Token counting for chat fine-tuning data, the way OpenAI's cookbook does it.
+"""Tokens of chat fine-tuning data: which encoding a model uses, its per-example limit, and the
+summaries and plots of token counts.
 
-The cookbook ("Data preparation and analysis for chat model fine-tuning") counts an example as::
-
-    3 tokens per message + the tokens of every string value of the message
-    + 1 more per ``name`` key + 3 tokens that prime the assistant's reply
-
-and the assistant-only count as the tokens of the assistant messages' content. Both depend on
-the tokenizer (the *encoding*) of the model you fine-tune:
+Which tokenizer (the *encoding*) counts depends on the model you fine-tune:
 
 - ``o200k_base``: the gpt-4o, gpt-4.1 and o-series (o1, o3, o4) families;
 - ``cl100k_base``: gpt-4, gpt-4-turbo and gpt-35-turbo (OpenAI spells it gpt-3.5-turbo).
@@ -15,24 +10,25 @@ Model names may carry a version (``gpt-4o-2024-08-06``, ``gpt-35-turbo-0125``) o
 fine-tuned model (Azure ``gpt-4o.ft-abc123``, OpenAI ``ft:gpt-4o-mini-2024-07-18:org::id``):
 both resolve to their base model.
 
-Encodings load offline through :mod:`helpers.assets`, never from tiktoken's blob store.
+Counting an example's tokens the cookbook's way, and estimating epochs and billed tokens, are
+assignment 02's tasks: you write them in the notebook (the course's own answers are
+instructor-only). Encodings load offline through :mod:`helpers.assets`, never from tiktoken's blob
+store.
 
 Typical use::
 
     from helpers import chat_data, tokens
     report = chat_data.validate_file("data/training_set.jsonl", model="gpt-4o")
-    counts = tokens.example_token_counts(report.examples, model="gpt-4o")
-    tokens.distribution(counts["total_tokens"])        # {'count': 40, 'min': ..., ...}
-    tokens.estimate_epochs_and_cost(counts["total_tokens"], model="gpt-4o")
-    tokens.plot_distributions(counts)                   # a matplotlib Figure
+    tokens.encoding_name_for("gpt-4o")                  # 'o200k_base'
+    tokens.distribution(my_counts)                      # {'count': 40, 'min': ..., ...}
+    tokens.plot_distributions({"total_tokens": my_counts})   # a matplotlib Figure
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from helpers import plots
 
@@ -179,84 +175,6 @@ def training_token_limit(model: str) -> int:
 
 # --------------------------------------------------------------------------- counting
 
-def _value_tokens(enc, value: Any) -> int:
-    """Tokens of one message value: strings are encoded; content parts contribute their text;
-    other structured values (``function_call``, ``tool_calls``) their compact JSON, an
-    approximation of what the service sees. Numbers (``weight``) and ``None`` count nothing."""
-    if isinstance(value, str):
-        return len(enc.encode(value, disallowed_special=()))
-    if isinstance(value, list) and all(isinstance(p, dict) and "type" in p for p in value):
-        return sum(
-            len(enc.encode(p["text"], disallowed_special=()))
-            for p in value
-            if p.get("type") == "text" and isinstance(p.get("text"), str)
-        )  # images are billed separately, not in this count
-    if isinstance(value, (dict, list)):
-        return len(enc.encode(json.dumps(value, separators=(",", ":")), disallowed_special=()))
-    return 0
-
-
-def num_tokens_from_messages(
-    messages: Sequence[Mapping[str, Any]],
-    model: str = "gpt-4o",
-    encoding: str | tiktoken.Encoding | None = None,
-    tokens_per_message: int = 3,
-    tokens_per_name: int = 1,
-) -> int:
-    """Tokens of one chat example, the cookbook's way: 3 per message, every string value
-    encoded, 1 more per ``name``, 3 to prime the reply."""
-    enc = encoding_for(model, encoding)
-    return _count(messages, enc, tokens_per_message, tokens_per_name)[0]
-
-
-def _count(
-    messages: Sequence[Mapping[str, Any]], enc, tokens_per_message: int = 3, tokens_per_name: int = 1
-) -> tuple[int, int]:
-    """``(total, assistant)`` tokens of one example, encoding every value once."""
-    total = assistant = 0
-    for message in messages:
-        total += tokens_per_message
-        for key, value in message.items():
-            n = _value_tokens(enc, value)
-            total += n
-            if key == "name":
-                total += tokens_per_name
-            elif key == "content" and message.get("role") == "assistant":
-                assistant += n
-    return total + 3, assistant  # every reply is primed with <|start|>assistant<|message|>
-
-
-def num_assistant_tokens_from_messages(
-    messages: Sequence[Mapping[str, Any]],
-    model: str = "gpt-4o",
-    encoding: str | tiktoken.Encoding | None = None,
-) -> int:
-    """Tokens of the assistant messages' content: what the model is trained to write."""
-    enc = encoding_for(model, encoding)
-    return sum(
-        _value_tokens(enc, m.get("content"))
-        for m in messages
-        if m.get("role") == "assistant"
-    )
-
-
-def example_token_counts(
-    examples: Iterable[Mapping[str, Any]],
-    model: str = "gpt-4o",
-    encoding: str | tiktoken.Encoding | None = None,
-) -> dict[str, list[int]]:
-    """Per-example counts of a list of ``{"messages": [...]}`` examples: ``total_tokens``,
-    ``assistant_tokens`` and ``n_messages`` (lists in the examples' order)."""
-    enc = encoding_for(model, encoding)
-    counts: dict[str, list[int]] = {"total_tokens": [], "assistant_tokens": [], "n_messages": []}
-    for example in examples:
-        messages = example["messages"]
-        total, assistant = _count(messages, enc)  # one encode per value for both counts
-        counts["total_tokens"].append(total)
-        counts["assistant_tokens"].append(assistant)
-        counts["n_messages"].append(len(messages))
-    return counts
-
 
 # --------------------------------------------------------------------------- statistics
 
@@ -283,45 +201,6 @@ def distribution(values: Iterable[float]) -> dict[str, float | int | None]:
         "p10": quantile(0.1),
         "p90": quantile(0.9),
     }
-
-
-# The cookbook's defaults for the number of epochs (OpenAI picks epochs so that small data
-# sets are seen about 100 times and large ones about 25,000 examples' worth).
-TARGET_EPOCHS = 3
-MIN_TARGET_EXAMPLES = 100
-MAX_TARGET_EXAMPLES = 25_000
-MIN_DEFAULT_EPOCHS = 1
-MAX_DEFAULT_EPOCHS = 25
-
-
-def estimate_epochs_and_cost(
-    token_counts: Sequence[int],
-    model: str = "gpt-4o",
-    n_epochs: int | None = None,
-    max_tokens_per_example: int | None = None,
-) -> dict[str, int]:
-    """The cookbook's estimate of the default number of epochs and the billed tokens.
-
-    - epochs: 3, raised to ``100 // n`` (at most 25) when ``3 * n < 100`` examples, lowered to
-      ``25000 // n`` (at least 1) when ``3 * n > 25000``; ``n_epochs`` overrides it;
-    - ``billing_tokens`` = sum of ``min(limit, tokens)`` over examples, where ``limit`` is the
-      model's per-example training limit (``max_tokens_per_example`` overrides it);
-    - ``charged_tokens`` = ``n_epochs * billing_tokens``.
-
-    An empty data set trains for 0 epochs and is charged nothing."""
-    limit = max_tokens_per_example or training_token_limit(model)
-    n = len(token_counts)
-    if n_epochs is None:
-        if n == 0:
-            n_epochs = 0
-        elif n * TARGET_EPOCHS < MIN_TARGET_EXAMPLES:
-            n_epochs = min(MAX_DEFAULT_EPOCHS, MIN_TARGET_EXAMPLES // n)
-        elif n * TARGET_EPOCHS > MAX_TARGET_EXAMPLES:
-            n_epochs = max(MIN_DEFAULT_EPOCHS, MAX_TARGET_EXAMPLES // n)
-        else:
-            n_epochs = TARGET_EPOCHS
-    billing = sum(min(limit, int(t)) for t in token_counts)
-    return {"n_epochs": n_epochs, "billing_tokens": billing, "charged_tokens": n_epochs * billing}
 
 
 # --------------------------------------------------------------------------- plots

@@ -11,128 +11,128 @@ GPT2 = {
     "tokenize": {
         "wrong": [
             ("no pad token",
-             "tokenizer = AutoTokenizer.from_pretrained(BACKBONE.path)\n\n"
+             ("tokenizer = AutoTokenizer.from_pretrained(BACKBONE.path)\n\n"
              "def tokenize_function(examples):\n"
-             "    return tokenizer(examples['text'], truncation=True, max_length=MAX_LENGTH)\n",
+             "    return tokenizer(examples['text'], truncation=True, max_length=MAX_LENGTH)\n"),
              "pad_token is None"),
             ("pads to max_length (the lab's way)",
-             "tokenizer = AutoTokenizer.from_pretrained(BACKBONE.path)\n"
+             ("tokenizer = AutoTokenizer.from_pretrained(BACKBONE.path)\n"
              "tokenizer.pad_token = tokenizer.eos_token\n\n"
              "def tokenize_function(examples):\n"
              "    return tokenizer(examples['text'], padding='max_length', truncation=True,\n"
-             "                     max_length=MAX_LENGTH)\n",
+             "                     max_length=MAX_LENGTH)\n"),
              "padding=\"max_length\""),
             ("pads each batch (padding=True)",
-             "tokenizer = AutoTokenizer.from_pretrained(BACKBONE.path)\n"
+             ("tokenizer = AutoTokenizer.from_pretrained(BACKBONE.path)\n"
              "tokenizer.pad_token = tokenizer.eos_token\n\n"
              "def tokenize_function(examples):\n"
              "    return tokenizer(examples['text'], padding=True, truncation=True,\n"
-             "                     max_length=MAX_LENGTH)\n",
+             "                     max_length=MAX_LENGTH)\n"),
              "padding=True"),
             ("no truncation",
-             "tokenizer = AutoTokenizer.from_pretrained(BACKBONE.path)\n"
+             ("tokenizer = AutoTokenizer.from_pretrained(BACKBONE.path)\n"
              "tokenizer.pad_token = tokenizer.eos_token\n\n"
              "def tokenize_function(examples):\n"
-             "    return tokenizer(examples['text'])\n",
+             "    return tokenizer(examples['text'])\n"),
              "truncate"),
             ("one text at a time (not batched)",
-             "tokenizer = AutoTokenizer.from_pretrained(BACKBONE.path)\n"
+             ("tokenizer = AutoTokenizer.from_pretrained(BACKBONE.path)\n"
              "tokenizer.pad_token = tokenizer.eos_token\n\n"
              "def tokenize_function(examples):\n"
-             "    return tokenizer(examples['text'][0], truncation=True, max_length=MAX_LENGTH)\n",
+             "    return tokenizer(examples['text'][0], truncation=True, max_length=MAX_LENGTH)\n"),
              "rows of input_ids"),
         ],
         "right": [
-            "from transformers import AutoTokenizer as Tok\n"
+            ("from transformers import AutoTokenizer as Tok\n"
             "tokenizer = Tok.from_pretrained(BACKBONE.path)\n"
             "if tokenizer.pad_token is None:\n"
             "    tokenizer.pad_token = tokenizer.unk_token\n\n"
             "def tokenize_function(batch):\n"
             "    texts = list(batch['text'])\n"
-            "    return tokenizer(texts, max_length=MAX_LENGTH, truncation=True)\n",
+            "    return tokenizer(texts, max_length=MAX_LENGTH, truncation=True)\n"),
         ],
     },
     "subsets": {
         "wrong": [
             ("no shuffle",
-             "small_train_dataset = dataset['train'].select(range(TRAIN_SIZE))\n"
-             "small_eval_dataset = dataset['test'].select(range(EVAL_SIZE))\n",
+             ("small_train_dataset = dataset['train'].select(range(TRAIN_SIZE))\n"
+             "small_eval_dataset = dataset['test'].select(range(EVAL_SIZE))\n"),
              "shuffle"),
             ("another seed",
-             "small_train_dataset = dataset['train'].shuffle(seed=0).select(range(TRAIN_SIZE))\n"
-             "small_eval_dataset = dataset['test'].shuffle(seed=0).select(range(EVAL_SIZE))\n",
+             ("small_train_dataset = dataset['train'].shuffle(seed=0).select(range(TRAIN_SIZE))\n"
+             "small_eval_dataset = dataset['test'].shuffle(seed=0).select(range(EVAL_SIZE))\n"),
              "seed=SEED"),
             ("select before shuffle",
-             "small_train_dataset = dataset['train'].select(range(TRAIN_SIZE)).shuffle(seed=SEED)\n"
-             "small_eval_dataset = dataset['test'].select(range(EVAL_SIZE)).shuffle(seed=SEED)\n",
+             ("small_train_dataset = dataset['train'].select(range(TRAIN_SIZE)).shuffle(seed=SEED)\n"
+             "small_eval_dataset = dataset['test'].select(range(EVAL_SIZE)).shuffle(seed=SEED)\n"),
              "shuffle"),
             ("splits swapped",
-             "small_train_dataset = dataset['test'].shuffle(seed=SEED).select(range(TRAIN_SIZE))\n"
-             "small_eval_dataset = dataset['train'].shuffle(seed=SEED).select(range(EVAL_SIZE))\n",
+             ("small_train_dataset = dataset['test'].shuffle(seed=SEED).select(range(TRAIN_SIZE))\n"
+             "small_eval_dataset = dataset['train'].shuffle(seed=SEED).select(range(EVAL_SIZE))\n"),
              "comes from the 'test' split"),
         ],
         "right": [
-            "shuffled = dataset.shuffle(seed=SEED)\n"
+            ("shuffled = dataset.shuffle(seed=SEED)\n"
             "small_train_dataset = shuffled['train'].take(TRAIN_SIZE)\n"
-            "small_eval_dataset = shuffled['test'].select(list(range(EVAL_SIZE)))\n",
+            "small_eval_dataset = shuffled['test'].select(list(range(EVAL_SIZE)))\n"),
         ],
     },
     "model": {
         "wrong": [
             ("random weights from the configuration",
-             "from transformers import AutoConfig\n"
+             ("from transformers import AutoConfig\n"
              "torch.manual_seed(SEED)\n"
              "config = AutoConfig.from_pretrained(BACKBONE.path, num_labels=2, id2label=ID2LABEL,\n"
              "                                    label2id=LABEL2ID, pad_token_id=tokenizer.pad_token_id)\n"
-             "model = AutoModelForSequenceClassification.from_config(config)\n",
+             "model = AutoModelForSequenceClassification.from_config(config)\n"),
              "not the pretrained backbone"),
             ("a problem type that cannot train on class ids",
-             "torch.manual_seed(SEED)\n"
+             ("torch.manual_seed(SEED)\n"
              "model = AutoModelForSequenceClassification.from_pretrained(\n"
              "    BACKBONE.path, num_labels=2, id2label=ID2LABEL, label2id=LABEL2ID,\n"
-             "    pad_token_id=tokenizer.pad_token_id, problem_type='multi_label_classification')\n",
+             "    pad_token_id=tokenizer.pad_token_id, problem_type='multi_label_classification')\n"),
              "problem_type"),
             ("no pad token id",
-             "torch.manual_seed(SEED)\n"
+             ("torch.manual_seed(SEED)\n"
              "model = AutoModelForSequenceClassification.from_pretrained(\n"
              "    BACKBONE.path, num_labels=2, id2label=ID2LABEL, label2id=LABEL2ID)\n"
-             "model.config.pad_token_id = None\n",
+             "model.config.pad_token_id = None\n"),
              "pad_token_id is None"),
             ("a language-model head (the lab's way)",
-             "from transformers import AutoModelForCausalLM\n"
+             ("from transformers import AutoModelForCausalLM\n"
              "torch.manual_seed(SEED)\n"
              "model = AutoModelForCausalLM.from_pretrained(BACKBONE.path,\n"
-             "                                             pad_token_id=tokenizer.pad_token_id)\n",
+             "                                             pad_token_id=tokenizer.pad_token_id)\n"),
              "one score per vocabulary token"),
             ("a new [PAD] token without resizing the embeddings",
-             "torch.manual_seed(SEED)\n"
+             ("torch.manual_seed(SEED)\n"
              "tokenizer.add_special_tokens({'pad_token': '[PAD]'})\n"
              "model = AutoModelForSequenceClassification.from_pretrained(\n"
              "    BACKBONE.path, num_labels=2, id2label=ID2LABEL, label2id=LABEL2ID,\n"
-             "    pad_token_id=tokenizer.pad_token_id)\n",
+             "    pad_token_id=tokenizer.pad_token_id)\n"),
              "embedding matrix"),
         ],
         "right": [
-            "torch.manual_seed(SEED)\n"
+            ("torch.manual_seed(SEED)\n"
             "model = AutoModelForSequenceClassification.from_pretrained(\n"
             "    BACKBONE.path, num_labels=2, id2label=ID2LABEL, label2id=LABEL2ID)\n"
-            "model.config.pad_token_id = tokenizer.pad_token_id\n",
+            "model.config.pad_token_id = tokenizer.pad_token_id\n"),
         ],
     },
     "compute_metrics": {
         "wrong": [
             ("macro averages",
-             "from sklearn.metrics import accuracy_score, precision_recall_fscore_support\n\n\n"
+             ("from sklearn.metrics import accuracy_score, precision_recall_fscore_support\n\n\n"
              "def compute_metrics(eval_pred):\n"
              "    logits, labels = eval_pred\n"
              "    predictions = np.argmax(logits, axis=-1)\n"
              "    p, r, f, _ = precision_recall_fscore_support(labels, predictions, average='macro',\n"
              "                                                 zero_division=0)\n"
              "    return {'accuracy': accuracy_score(labels, predictions), 'precision': p,\n"
-             "            'recall': r, 'f1': f}\n",
+             "            'recall': r, 'f1': f}\n"),
              "macro average"),
             ("accuracy on raw logits",
-             "def compute_metrics(eval_pred):\n"
+             ("def compute_metrics(eval_pred):\n"
              "    logits, labels = eval_pred\n"
              "    predictions = (logits[:, 1] > 0).astype(int)\n"
              "    tp = int(((predictions == 1) & (labels == 1)).sum())\n"
@@ -142,10 +142,10 @@ GPT2 = {
              "    recall = tp / (tp + fn) if tp + fn else 0.0\n"
              "    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0\n"
              "    return {'accuracy': float((predictions == labels).mean()), 'precision': precision,\n"
-             "            'recall': recall, 'f1': f1}\n",
+             "            'recall': recall, 'f1': f1}\n"),
              "expected"),
             ("0/0 when nothing is predicted positive",
-             "def compute_metrics(eval_pred):\n"
+             ("def compute_metrics(eval_pred):\n"
              "    logits, labels = eval_pred\n"
              "    predictions = np.argmax(logits, axis=-1)\n"
              "    tp = ((predictions == 1) & (labels == 1)).sum()\n"
@@ -153,11 +153,11 @@ GPT2 = {
              "    recall = tp / (labels == 1).sum()\n"
              "    f1 = 2 * precision * recall / (precision + recall)\n"
              "    return {'accuracy': float((predictions == labels).mean()),\n"
-             "            'precision': float(precision), 'recall': float(recall), 'f1': float(f1)}\n",
+             "            'precision': float(precision), 'recall': float(recall), 'f1': float(f1)}\n"),
              "NaN"),
         ],
         "right": [
-            "def compute_metrics(eval_pred):\n"
+            ("def compute_metrics(eval_pred):\n"
             "    predictions = eval_pred.predictions.argmax(-1)\n"
             "    labels = eval_pred.label_ids\n"
             "    tp = int(((predictions == 1) & (labels == 1)).sum())\n"
@@ -166,7 +166,7 @@ GPT2 = {
             "    recall = tp / actual if actual else 0.0\n"
             "    f1 = 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)\n"
             "    return dict(accuracy=float((predictions == labels).mean()), precision=precision,\n"
-            "                recall=recall, f1=f1)\n",
+            "                recall=recall, f1=f1)\n"),
         ],
     },
 }
@@ -210,7 +210,7 @@ GPT2["trainer"] = {
          "evaluation_strategy"),
     ],
     "right": [
-        "from transformers import IntervalStrategy\n"
+        ("from transformers import IntervalStrategy\n"
         "training_args = TrainingArguments(\n"
         "    seed=SEED, report_to=['mlflow'], logging_steps=LOGGING_STEPS, num_train_epochs=EPOCHS,\n"
         "    per_device_eval_batch_size=EVAL_BATCH_SIZE, per_device_train_batch_size=TRAIN_BATCH_SIZE,\n"
@@ -219,7 +219,7 @@ GPT2["trainer"] = {
         "collator = DataCollatorWithPadding(tokenizer=tokenizer)\n"
         "trainer = Trainer(model, training_args, data_collator=collator,\n"
         "                  train_dataset=tokenized_train, eval_dataset=tokenized_eval,\n"
-        "                  processing_class=tokenizer, compute_metrics=compute_metrics)\n",
+        "                  processing_class=tokenizer, compute_metrics=compute_metrics)\n"),
     ],
 }
 
@@ -257,7 +257,7 @@ GPT4O = {
             ("a float count", _count(total="float(num_tokens + 3)"), "return an int"),
         ],
         "right": [
-            "encoding = tiktoken.encoding_for_model('gpt-4o')\n\n\n"
+            ("encoding = tiktoken.encoding_for_model('gpt-4o')\n\n\n"
             "def num_tokens_from_messages(messages, tokens_per_message=3, tokens_per_name=1):\n"
             "    total = 3\n"
             "    for message in messages:\n"
@@ -267,41 +267,41 @@ GPT4O = {
             "def num_assistant_tokens_from_messages(messages):\n"
             "    counts = [len(encoding.encode(m['content'])) for m in messages\n"
             "              if m.get('role') == 'assistant']\n"
-            "    return sum(counts)\n",
+            "    return sum(counts)\n"),
         ],
     },
     "token-counts": {
         "wrong": [
             ("the lists swapped",
-             "def token_counts(examples):\n"
+             ("def token_counts(examples):\n"
              "    total = [num_tokens_from_messages(e['messages']) for e in examples]\n"
              "    assistant = [num_assistant_tokens_from_messages(e['messages']) for e in examples]\n"
-             "    return assistant, total\n", "swapped"),
+             "    return assistant, total\n"), "swapped"),
             ("floats",
-             "def token_counts(examples):\n"
+             ("def token_counts(examples):\n"
              "    total = [float(num_tokens_from_messages(e['messages'])) for e in examples]\n"
              "    assistant = [num_assistant_tokens_from_messages(e['messages']) / 1 for e in examples]\n"
-             "    return total, assistant\n", "list of ints"),
+             "    return total, assistant\n"), "list of ints"),
             ("only the first example",
-             "def token_counts(examples):\n"
+             ("def token_counts(examples):\n"
              "    first = examples[0]['messages']\n"
-             "    return [num_tokens_from_messages(first)], [num_assistant_tokens_from_messages(first)]\n",
+             "    return [num_tokens_from_messages(first)], [num_assistant_tokens_from_messages(first)]\n"),
              "one count per example"),
         ],
         "right": [
-            "def token_counts(examples):\n"
+            ("def token_counts(examples):\n"
             "    total_tokens, assistant_tokens = [], []\n"
             "    for example in examples:\n"
             "        messages = example['messages']\n"
             "        total_tokens.append(num_tokens_from_messages(messages))\n"
             "        assistant_tokens.append(num_assistant_tokens_from_messages(messages))\n"
-            "    return (total_tokens, assistant_tokens)\n",
+            "    return (total_tokens, assistant_tokens)\n"),
         ],
     },
     "estimate": {
         "wrong": [
             ("float epochs (/ instead of //)",
-             "def estimate_training(token_counts, max_tokens_per_example=65536):\n"
+             ("def estimate_training(token_counts, max_tokens_per_example=65536):\n"
              "    n = len(token_counts)\n"
              "    n_epochs = 3\n"
              "    if 3 * n < 100:\n"
@@ -310,9 +310,9 @@ GPT4O = {
              "        n_epochs = max(1, 25000 / n)\n"
              "    billing = sum(min(max_tokens_per_example, c) for c in token_counts)\n"
              "    return {'n_epochs': n_epochs, 'billing_tokens': billing,\n"
-             "            'charged_tokens': n_epochs * billing}\n", "n_epochs"),
+             "            'charged_tokens': n_epochs * billing}\n"), "n_epochs"),
             ("the limit hard-coded",
-             "def estimate_training(token_counts, max_tokens_per_example=65536):\n"
+             ("def estimate_training(token_counts, max_tokens_per_example=65536):\n"
              "    n = len(token_counts)\n"
              "    n_epochs = 3\n"
              "    if 3 * n < 100:\n"
@@ -321,17 +321,17 @@ GPT4O = {
              "        n_epochs = max(1, 25000 // n)\n"
              "    billing = sum(min(65536, c) for c in token_counts)\n"
              "    return {'n_epochs': n_epochs, 'billing_tokens': billing,\n"
-             "            'charged_tokens': n_epochs * billing}\n", "use the parameter"),
+             "            'charged_tokens': n_epochs * billing}\n"), "use the parameter"),
             ("no cap at 25 epochs",
-             "def estimate_training(token_counts, max_tokens_per_example=65536):\n"
+             ("def estimate_training(token_counts, max_tokens_per_example=65536):\n"
              "    n = len(token_counts)\n"
              "    n_epochs = 3 if 100 <= 3 * n <= 25000 else (100 // n if 3 * n < 100 else 25000 // n)\n"
              "    billing = sum(min(max_tokens_per_example, c) for c in token_counts)\n"
              "    return {'n_epochs': n_epochs, 'billing_tokens': billing,\n"
-             "            'charged_tokens': n_epochs * billing}\n", "n_epochs"),
+             "            'charged_tokens': n_epochs * billing}\n"), "n_epochs"),
         ],
         "right": [
-            "def estimate_training(token_counts, max_tokens_per_example=65536):\n"
+            ("def estimate_training(token_counts, max_tokens_per_example=65536):\n"
             "    n = len(token_counts)\n"
             "    n_epochs = 3\n"
             "    if n * n_epochs < 100:\n"
@@ -342,72 +342,72 @@ GPT4O = {
             "    for count in token_counts:\n"
             "        billed += count if count < max_tokens_per_example else max_tokens_per_example\n"
             "    return dict(n_epochs=int(n_epochs), billing_tokens=billed,\n"
-            "                charged_tokens=int(n_epochs) * billed)\n",
+            "                charged_tokens=int(n_epochs) * billed)\n"),
         ],
     },
     "uploads": {
         "wrong": [
             ("files opened and never closed",
-             "def upload_training_files(client, train_path, valid_path):\n"
+             ("def upload_training_files(client, train_path, valid_path):\n"
              "    t = client.files.create(file=open(train_path, 'rb'), purpose='fine-tune')\n"
              "    v = client.files.create(file=open(valid_path, 'rb'), purpose='fine-tune')\n"
-             "    return t.id, v.id\n", "left its files open"),
+             "    return t.id, v.id\n"), "left its files open"),
             ("the notebook's paths hard-coded",
-             "def upload_training_files(client, train_path, valid_path):\n"
+             ("def upload_training_files(client, train_path, valid_path):\n"
              "    ids = []\n"
              "    for path in ('data/training_set.jsonl', 'data/validation_set.jsonl'):\n"
              "        with open(path, 'rb') as handle:\n"
              "            ids.append(client.files.create(file=handle, purpose='fine-tune').id)\n"
-             "    return ids[0], ids[1]\n", "parameters"),
+             "    return ids[0], ids[1]\n"), "parameters"),
             ("the ids in the wrong order",
-             "def upload_training_files(client, train_path, valid_path):\n"
+             ("def upload_training_files(client, train_path, valid_path):\n"
              "    with open(valid_path, 'rb') as handle:\n"
              "        v = client.files.create(file=handle, purpose='fine-tune')\n"
              "    with open(train_path, 'rb') as handle:\n"
              "        t = client.files.create(file=handle, purpose='fine-tune')\n"
-             "    return v.id, t.id\n", "in that order"),
+             "    return v.id, t.id\n"), "in that order"),
         ],
         "right": [
-            "def upload_training_files(client, train_path, valid_path):\n"
+            ("def upload_training_files(client, train_path, valid_path):\n"
             "    ids = []\n"
             "    for path in (train_path, valid_path):\n"
             "        path = Path(path)\n"
             "        uploaded = client.files.create(file=(path.name, path.read_bytes()),\n"
             "                                       purpose='fine-tune')\n"
             "        ids.append(uploaded.id)\n"
-            "    return tuple(ids)\n",
+            "    return tuple(ids)\n"),
         ],
     },
     "submit": {
         "wrong": [
             ("the lab's bare gpt-4o",
-             "def submit_job(client, training_file_id, validation_file_id):\n"
+             ("def submit_job(client, training_file_id, validation_file_id):\n"
              "    return client.fine_tuning.jobs.create(model='gpt-4o', training_file=training_file_id,\n"
-             "                                          validation_file=validation_file_id, seed=105)\n",
+             "                                          validation_file=validation_file_id, seed=105)\n"),
              "BASE_MODEL"),
             ("hyperparameters set where they should stay on auto",
-             "def submit_job(client, training_file_id, validation_file_id):\n"
+             ("def submit_job(client, training_file_id, validation_file_id):\n"
              "    return client.fine_tuning.jobs.create(\n"
              "        model=BASE_MODEL, training_file=training_file_id,\n"
              "        validation_file=validation_file_id, seed=105,\n"
-             "        hyperparameters={'n_epochs': 3, 'batch_size': 1})\n", "auto"),
+             "        hyperparameters={'n_epochs': 3, 'batch_size': 1})\n"), "auto"),
             ("no seed",
-             "def submit_job(client, training_file_id, validation_file_id):\n"
+             ("def submit_job(client, training_file_id, validation_file_id):\n"
              "    return client.fine_tuning.jobs.create(model=BASE_MODEL, training_file=training_file_id,\n"
-             "                                          validation_file=validation_file_id)\n",
+             "                                          validation_file=validation_file_id)\n"),
              "seed"),
             ("the parameters ignored",
-             "def submit_job(client, training_file_id, validation_file_id):\n"
+             ("def submit_job(client, training_file_id, validation_file_id):\n"
              "    return client.fine_tuning.jobs.create(model=BASE_MODEL, training_file=train_id,\n"
-             "                                          validation_file=valid_id, seed=105)\n",
+             "                                          validation_file=valid_id, seed=105)\n"),
              "training_file"),
         ],
         "right": [
-            "def submit_job(client, training_file_id, validation_file_id):\n"
+            ("def submit_job(client, training_file_id, validation_file_id):\n"
             "    request = dict(training_file=training_file_id, validation_file=validation_file_id,\n"
             "                   seed=105, model=BASE_MODEL)\n"
             "    job = client.fine_tuning.jobs.create(**request)\n"
-            "    return job\n",
+            "    return job\n"),
         ],
     },
 }

@@ -69,7 +69,7 @@ def test_right_answer_written_differently_passes(notebooks, assignment, notebook
 def test_the_solution_passes_every_check(notebooks, notebook) -> None:
     from autograder import checker
 
-    base, workdir = notebooks[notebook]
+    base, _workdir = notebooks[notebook]
     tests = [t for a, t in variants.TESTS.items()
              if a in (variants.GPT2 if notebook == "gpt2_imdb" else variants.GPT4O)]
     for test_id in tests:

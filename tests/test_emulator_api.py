@@ -518,7 +518,7 @@ def test_state_survives_a_restart(tmp_path):
 def test_loss_is_on_assistant_tokens_only():
     from helpers.emulator import training
 
-    tokenizer = training.load_tokenizer()
+    tokenizer = training.load_chat_tokenizer()
     messages = [
         {"role": "system", "content": "Be brief."},
         {"role": "user", "content": "Capital of Italy?"},
@@ -588,7 +588,7 @@ def test_lora_set_up_keeps_library_deprecation_warnings_off_the_notebook():
 
     from helpers.emulator import training
 
-    model = training._tiny_model(training.load_tokenizer())
+    model = training._tiny_model(training.load_chat_tokenizer())
     filters_before = list(warnings.filters)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

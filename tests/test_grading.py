@@ -1,8 +1,13 @@
 """The grading loop end to end on the self-test course: real `nbgrader autograde` processes, real
-kernels in the bubblewrap sandbox, scores read back from the gradebook.
+kernels in the bubblewrap sandbox, every test cell decided by the checker process, scores read
+back from the gradebook.
 
-One module-scoped course is graded once (honest and robustness samples first, then the
-malicious ones) and the tests below read its results."""
+One module-scoped course is graded in three runs: the honest and robustness samples; then every
+attack (forgeries from inside the kernel, metadata edits, exits, attempts on the gradebook, other
+submissions, the network); then the resource abuses under low limits. Each attack sample is an
+honest base plus the attack: its score must equal the honest score of the same answers
+(``samples.designed_score``), its reasons must name what happened, and no other student's grade or
+submission may change."""
 
 from __future__ import annotations
 
@@ -13,17 +18,22 @@ import sqlite3
 import threading
 from pathlib import Path
 
+import nbformat
 import pytest
 
-from autograder import grading, samples, sandbox
+from autograder import grading, samples
 from tests.conftest import copy_fixture_course
 
 FIRST = ["perfect", "partial", "empty", "syntax", "renamed", "missing", "stale"]
-ATTACKS = ["loop", "crash", "gradebook", "peek", "tamper", "socket"]
+ATTACKS = ["loop", "crash", "gradebook", "peek", "tamper", "socket", *samples.FORGERIES,
+           "duplicate"]
+RESOURCES = list(samples.RESOURCES)
 TIMEOUT = 6  # per-cell seconds: the fixture's cells take milliseconds
+#: Low limits for the resource run, so each abuse reaches its limit in seconds.
+LOW_LIMITS = ("memory=1500M,processes=48,cpu_seconds=6,workdir=16M,tmp=32M,file_size=8M,"
+              "output=256K")
 
-pytestmark = pytest.mark.skipif(not sandbox.availability()[0],
-                                reason="bubblewrap sandbox unavailable: " + sandbox.availability()[1])
+pytestmark = pytest.mark.requires("sandbox")
 
 
 def _tree_digest(folder: Path) -> dict[str, str]:
@@ -81,6 +91,7 @@ def graded(tmp_path_factory: pytest.TempPathFactory) -> dict:
         samples.write_samples(root, "selftest", ["perfect"], prefix="stale-")
         (root / "submitted" / "stale-perfect").rename(root / "submitted" / "stale")
         samples.write_samples(root, "selftest", ATTACKS, target=("127.0.0.1", listener.port))
+        samples.write_samples(root, "selftest", RESOURCES)
         first = {r.student: r for r in grading.grade(root, "selftest", jobs=2, timeout=TIMEOUT,
                                                       students=FIRST)}
         db = root / "gradebook.db"
@@ -88,16 +99,31 @@ def graded(tmp_path_factory: pytest.TempPathFactory) -> dict:
         submitted_before = _tree_digest(root / "submitted")
         attacks = {r.student: r for r in grading.grade(root, "selftest", jobs=2, timeout=TIMEOUT,
                                                         students=ATTACKS)}
+        mp = pytest.MonkeyPatch()
+        mp.setenv("AUTOGRADER_LIMITS", LOW_LIMITS)
+        try:
+            resources = {r.student: r for r in grading.grade(root, "selftest", jobs=2, timeout=30,
+                                                              students=RESOURCES)}
+        finally:
+            mp.undo()
         rows_after = _grade_rows(db, FIRST)
         submitted_after = _tree_digest(root / "submitted")
     finally:
         listener.close()
-    return {"root": root, "results": {**first, **attacks}, "rows": (rows_before, rows_after),
+    return {"root": root, "results": {**first, **attacks, **resources},
+            "rows": (rows_before, rows_after),
             "submitted": (submitted_before, submitted_after), "connections": listener.connections}
 
 
 def _result(graded: dict, student: str) -> grading.SubmissionResult:
     return graded["results"][student]
+
+
+def _designed(graded: dict, kind: str) -> float | None:
+    root = graded["root"]
+    release = nbformat.read(root / "release" / "selftest" / "selftest.ipynb", 4)
+    source = nbformat.read(root / "source" / "selftest" / "selftest.ipynb", 4)
+    return samples.designed_score(kind, release, source)
 
 
 @pytest.mark.parametrize("student, score", [
@@ -108,14 +134,14 @@ def test_exact_autograded_scores(graded: dict, student: str, score: float) -> No
     result = _result(graded, student)
     assert result.status == "graded", result.reasons
     assert (result.auto_score, result.auto_max) == (score, 3), result.reasons
+    assert _designed(graded, student) == score
 
 
-def test_honest_samples_have_no_reason_but_their_failing_tests(graded: dict) -> None:
-    assert _result(graded, "perfect").reasons == []
-    assert _result(graded, "partial").reasons == ["selftest cell mean-tests: NotImplementedError"]
-    # The manually graded answer and the task wait for the instructor.
-    assert _result(graded, "perfect").needs_manual_grade
-    assert _result(graded, "perfect").manual_max == 3
+@pytest.mark.parametrize("kind", [*samples.FORGERIES, *RESOURCES])
+def test_an_attack_scores_what_its_honest_answers_score(graded: dict, kind: str) -> None:
+    result = _result(graded, kind)
+    assert result.status == "graded", result.reasons
+    assert result.auto_score == _designed(graded, kind), result.reasons
 
 
 @pytest.mark.parametrize("student, expected", [
@@ -129,6 +155,28 @@ def test_honest_samples_have_no_reason_but_their_failing_tests(graded: dict) -> 
     ("peek", "FileNotFoundError: attack blocked: no other notebook in reach"),
     ("tamper", "cell add-tests was edited: restored from the source"),
     ("socket", "[Errno"),
+    ("hook-clear", "a post_run_cell hook (_clear)"),
+    ("hook-result", "a pre_run_cell hook (_score)"),
+    ("no-traceback", "IPython's showtraceback replaced"),
+    ("transformer", "could not get an answer from your notebook's kernel"),
+    ("fake-checker", "an import hook (sys.meta_path)"),
+    ("fake-checker", "builtins.__import__ replaced"),
+    ("patched-libs", "patched library functions: math.isclose"),
+    ("always-equal", "returned a __main__._Always; return a number"),
+    ("settrace", "a trace function (sys.settrace)"),
+    ("exit", "the kernel died while running this cell"),
+    ("metadata", "cell add-tests had its points changed: restored from the source"),
+    ("metadata", "cell mean-tests was unlocked: restored from the source"),
+    ("cross", "PermissionError: attack blocked"),
+    ("duplicate", "has 2 cells with the nbgrader id 'add-tests'"),
+    ("memory", "memory limit (1.46 GiB) reached"),
+    ("fork", "processes limit (48 processes and threads) reached"),
+    ("threads", "processes limit (48 processes and threads) reached"),
+    ("cpu", "CPU time limit (6 s of CPU time) reached: the kernel was stopped"),
+    ("disk", "No space left on device"),
+    ("tmp", "No space left on device"),
+    ("filesize", "file size limit (8 MiB) reached"),
+    ("output", "output limit (256 KiB) reached"),
 ])
 def test_reason_in_summary(graded: dict, student: str, expected: str) -> None:
     result = _result(graded, student)
@@ -136,6 +184,21 @@ def test_reason_in_summary(graded: dict, student: str, expected: str) -> None:
     table = grading.summary_table(graded["results"].values())
     line = next(line for line in table.splitlines() if f"  {student} " in line)
     assert expected in line
+
+
+def test_honest_samples_have_no_reason_but_their_failing_tests(graded: dict) -> None:
+    assert _result(graded, "perfect").reasons == []
+    reasons = _result(graded, "partial").reasons
+    assert reasons[0].startswith("selftest test mean-tests (1 pts lost): mean([1, 2, 3]) raised "
+                                 "NotImplementedError"), reasons
+    # The manually graded answer and the task wait for the instructor.
+    assert _result(graded, "perfect").needs_manual_grade
+    assert _result(graded, "perfect").manual_max == 3
+
+
+def test_a_duplicated_grade_id_fails_that_submission_alone(graded: dict) -> None:
+    assert _result(graded, "duplicate").status == "failed"
+    assert all(_result(graded, k).status == "graded" for k in FIRST if k != "stale")
 
 
 def test_attacks_change_no_grade_and_no_submission(graded: dict) -> None:
@@ -173,12 +236,32 @@ def test_feedback_hides_hidden_tests_and_export_has_every_student(graded: dict) 
     assert perfect in files
     html = perfect.read_text()
     assert "add(1, 2) should be 3" in html  # the visible test is shown
-    assert "check_add" not in html and "HIDDEN TESTS" not in html
+    assert "run_here" not in html and "HIDDEN TESTS" not in html
+    assert "Passed: the grader checked this cell" in html
     path = grading.export(root, root / "grades.csv")
     rows = {r["student"]: r for r in csv.DictReader(path.open())}
     assert float(rows["perfect"]["auto_score"]) == 3
     assert float(rows["partial"]["auto_score"]) == 2
     assert rows["loop"]["reasons"].startswith("selftest cell add-answer: timed out")
+
+
+def test_feedback_survives_nbgrader_markers_in_an_answer(graded: dict) -> None:
+    root = graded["root"]
+    folder = root / "submitted" / "markers" / "selftest"
+    folder.mkdir(parents=True)
+    nb = nbformat.read(root / "submitted" / "perfect" / "selftest" / "selftest.ipynb", 4)
+    answer = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id")
+                  == "add-answer")
+    answer.source += "\n# ### BEGIN HIDDEN TESTS\n# ### BEGIN SOLUTION\n"
+    explain = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id")
+                   == "explain-answer")
+    explain.source = "### BEGIN HIDDEN TESTS\nmy words ### END SOLUTION"
+    nbformat.write(nb, folder / "selftest.ipynb")
+    (result,) = grading.grade(root, "selftest", students=["markers"], timeout=TIMEOUT)
+    assert result.auto_score == 3, result.reasons
+    files = grading.feedback(root, "selftest")
+    page = root / "feedback" / "markers" / "selftest" / "selftest.html"
+    assert page in files and "my words" in page.read_text()
 
 
 def test_without_sandbox_grading_warns_loudly(graded: dict, monkeypatch: pytest.MonkeyPatch,
@@ -190,17 +273,19 @@ def test_without_sandbox_grading_warns_loudly(graded: dict, monkeypatch: pytest.
     assert "WARNING: GRADING WITHOUT A SANDBOX: AUTOGRADER_SANDBOX=off" in capsys.readouterr().err
 
 
-def test_command_line_summary_and_export(graded: dict, tmp_path: Path,
-                                         capsys: pytest.CaptureFixture) -> None:
+def test_command_line_summary_export_and_root_after_the_command(graded: dict, tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture) -> None:
     from autograder.__main__ import main
 
     root = str(graded["root"])
     assert main(["--root", root, "summary"]) == 0
     table = capsys.readouterr().out
-    assert table.splitlines()[0].split() == ["assignment", "student", "status", "auto", "manual",
-                                             "reasons"]
+    assert table.splitlines()[0].split() == ["assignment", "student", "variant", "status", "auto",
+                                             "manual", "reasons"]
     assert "selftest    perfect" in table
+    assert main(["summary", "--root", root]) == 0
+    assert capsys.readouterr().out == table
     assert main(["--root", root, "export", "--to", str(tmp_path / "g.csv")]) == 0
-    assert (tmp_path / "g.csv").read_text().startswith("assignment,student,status,auto_score")
-    assert main(["--root", root, "grade", "no-such-assignment"]) == 2
+    assert (tmp_path / "g.csv").read_text().startswith("assignment,student,variant,status")
+    assert main(["grade", "no-such-assignment", "--root", root]) == 2
     assert "no assignment 'no-such-assignment'" in capsys.readouterr().err

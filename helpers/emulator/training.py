@@ -174,7 +174,7 @@ def quiet_progress() -> Iterator[None]:
                 hf_logging.enable_progress_bar()
 
 
-def load_tokenizer():
+def load_chat_tokenizer():
     """The SmolLM2 tokenizer (both backends), with its chat template."""
     from transformers import AutoTokenizer
 
