@@ -179,6 +179,20 @@ HOW_TO_RUN = {"gpu": "needs a CUDA GPU: `make bench-gpu`, or bench/README.md's s
               "cpu_accuracy": "`python -m bench.cpu_accuracy --profile long`, hours on 2 cores"}
 
 
+#: Said under a benchmark whose machine was busier than its cores (`contended`).
+CONTENDED = ("**Measured on a contended machine**: the 1-minute load was above its {cores} cores "
+             "while this ran, so other work slowed it. Absolute times are inflated; small steps "
+             "suffer more than large ones (each operation waits for its threads), so a ratio of "
+             "wall times comes out lower than on an idle machine.")
+
+
+def contended(machine: Mapping[str, Any]) -> bool:
+    """True when the load at the start or the end of the run exceeded the usable cores."""
+    cores = machine.get("usable_cores") or 0
+    loads = [machine.get("load_average_1m"), machine.get("load_average_1m_end")]
+    return bool(cores) and any(load is not None and load > cores for load in loads)
+
+
 def _known() -> list[str]:
     from bench.__main__ import BENCHMARKS, EXTRA
 
@@ -302,6 +316,8 @@ def render(results: Mapping[str, Mapping[str, Any]], names: Iterable[str] | None
                 f" → {m['load_average_1m_end']}" if m.get("load_average_1m_end") is not None else "")
         wall = common.fmt_seconds(result.get("wall_s") or math.nan)
         lines += [f"Command: `{display_command(result.get('command', ''))}` ({wall}{load}).", ""]
+        if contended(m):
+            lines += [CONTENDED.format(cores=m.get("usable_cores")), ""]
         if _machine_line(m) != main_machine:
             lines += [(f"Machine: {_machine_line(m)}; commit `{m.get('git_commit')}`"
                        f"{' (with local changes)' if m.get('git_dirty') else ''}."), ""]

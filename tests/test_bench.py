@@ -298,6 +298,17 @@ def test_each_profile_writes_its_own_result_file(tmp_path):
         common.load_results(tmp_path)
 
 
+def test_a_contended_run_says_so_next_to_its_figures():
+    quiet = {"usable_cores": 2, "load_average_1m": 1.2, "load_average_1m_end": 1.9}
+    busy = {"usable_cores": 2, "load_average_1m": 1.2, "load_average_1m_end": 7.5}
+    assert not summary.contended(quiet) and summary.contended(busy)
+    result = {"benchmark": "token_stats", "profile": "default", "machine": busy,
+              "command": "python -m bench.token_stats", "ratios": [], "measurements": []}
+    assert "**Measured on a contended machine**" in summary.render({"token_stats": result})
+    result["machine"] = quiet
+    assert "contended" not in summary.render({"token_stats": result})
+
+
 def test_degenerate_answers_are_flagged():
     """The GPU machine's transformers 5.17 ignored the emulator's KV cache: answers came back as
     "Yes------". The benchmarks flag such answers instead of reporting them as the model's."""
