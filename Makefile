@@ -13,7 +13,7 @@ TORCH_SPEC ?= torch==2.13.0
 OFFLINE := bash tests/offline.sh
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup setup-system course test test-slow lab release grade feedback export bench bench-gpu clean
+.PHONY: setup setup-system course test test-slow lab release grade feedback export student-kit bench bench-gpu clean
 
 setup: $(VENV)/.installed
 
@@ -60,6 +60,12 @@ feedback: setup
 export: setup
 	$(PY) -m autograder export
 	$(PY) -m autograder summary
+
+# The students' repository (release notebooks, helpers, course text; no solution, hidden test or
+# check): push KIT as the class's Git repository (course/instructor.md).
+KIT ?= ../fine-tuning-course-student
+student-kit: setup
+	$(PY) -m autograder student-kit $(KIT)
 
 # JupyterLab on this course with nbgrader's formgrader and assignment list, on 127.0.0.1 only.
 lab: setup

@@ -59,6 +59,24 @@ c.Execute.interrupt_on_timeout = True
 c.OverwriteCells.add_missing_cells = True
 
 try:
+    from nbgrader.preprocessors import (
+        CheckCellMetadata,
+        ClearOutput,
+        DeduplicateIds,
+        OverwriteCells,
+        OverwriteKernelspec,
+    )
+
+    from autograder.metadata import RestoreMetadata
+
+    # Every cell's nbgrader flags come from the gradebook before nbgrader reads them: a cell a
+    # student marked as graded, solution or task is put back as the source says.
+    c.Autograde.sanitize_preprocessors = [ClearOutput, DeduplicateIds, OverwriteKernelspec,
+                                          RestoreMetadata, OverwriteCells, CheckCellMetadata]
+except ImportError:  # nbgrader missing: the config is still read by plain Jupyter
+    pass
+
+try:
     from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
     from nbgrader.preprocessors import GetGrades
 

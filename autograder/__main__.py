@@ -99,8 +99,16 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "samples":
             from autograder import samples
 
-            kinds = samples.KINDS if args.kinds == "all" else tuple(args.kinds.split(","))
-            for name in [args.assignment] if args.assignment else grading.assignments(root):
+            kinds = samples.KINDS if args.kinds == "all" else tuple(
+                k.strip() for k in args.kinds.split(",") if k.strip())
+            unknown = [k for k in kinds if k not in samples.KINDS]
+            if unknown:  # checked before anything is written
+                raise grading.GradingError(
+                    f"unknown sample kind {unknown[0]!r}; choose from {', '.join(samples.KINDS)}")
+            names = [args.assignment] if args.assignment else grading.assignments(root)
+            for name in names:
+                grading.check_assignment(root, name)
+            for name in names:
                 students = samples.write_samples(root, name, kinds, prefix=args.prefix,
                                                  copies=args.copies)
                 print(f"{name}: wrote {len(students)} submissions to {root / 'submitted'}")

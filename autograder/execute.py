@@ -84,7 +84,7 @@ def _size(output: Any) -> int:
 
 
 def _execute_class() -> type:
-    from nbclient.exceptions import DeadKernelError
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
     from nbformat.v4 import new_code_cell, new_output
     from nbgrader.preprocessors import Execute
 
@@ -104,6 +104,7 @@ def _execute_class() -> type:
 
         def _reset(self) -> None:
             self._kernel_dead = False
+            self._unresponsive: str | None = None
             self._checker: checker_module.CheckerProcess | None = None
             self._verdicts: dict[int, tuple[str, list[Any]]] = {}
             self._output_bytes = 0
@@ -145,6 +146,14 @@ def _execute_class() -> type:
             before = self._counters()
             try:
                 cell, resources = super().preprocess_cell(cell, resources, index)
+            except CellTimeoutError as error:
+                # nbclient gives up on a kernel that answers but never finishes its output
+                # ("Timeout waiting for IOPub output"): that cell fails, grading goes on.
+                self.log.error("Cell %s timed out: %s", index, str(error).splitlines()[0])
+                cell.outputs.append(_error_output(
+                    "CellTimeoutError", f"the cell did not finish within {self.timeout} s "
+                    "(per-cell limit): it was interrupted"))
+                return cell, resources
             except DeadKernelError:
                 self._kernel_dead = True
                 self.log.error("Kernel died in cell %s: later cells are not run", index)
@@ -207,15 +216,17 @@ def _execute_class() -> type:
             ``transport_error`` saying why there is none."""
             if self._kernel_dead:
                 return {"transport_error": "the kernel died in an earlier cell"}
+            if self._unresponsive:
+                return {"transport_error": self._unresponsive}
             code = probe_agent.kernel_code(str(request.get("snippet", "")),
                                            request.get("inputs"), max_bytes=PROBE_BYTES)
             probe_cell = new_code_cell(code)
             original = self.nb.cells[index]  # nbclient stores the executed cell at its index
             saved = self.timeout
-            try:
-                self.timeout = max(1, int(float(request.get("timeout") or 60)))
+            try:  # a probe gets at most the per-cell limit
+                self.timeout = max(1, min(int(float(request.get("timeout") or 60)), saved or 60))
             except (TypeError, ValueError):
-                self.timeout = 60
+                self.timeout = min(60, saved or 60)
             self._probing, self._probe_bytes = True, 0
             try:
                 self.execute_cell(probe_cell, index, store_history=False)
@@ -225,6 +236,8 @@ def _execute_class() -> type:
                 why = f" ({self.limits.describe(hit)} reached)" if hit else ""
                 return {"transport_error": f"the kernel died while answering{why}"}
             except Exception as error:  # noqa: BLE001 - any failure is "no answer"
+                if isinstance(error, CellTimeoutError):
+                    self._unresponsive = "the kernel stopped answering (its output never ended)"
                 return {"transport_error": f"{type(error).__name__}: {error}"[:300]}
             finally:
                 self.nb.cells[index] = original
@@ -237,8 +250,12 @@ def _execute_class() -> type:
             if not texts:
                 errors = [o for o in probe_cell.outputs if o.get("output_type") == "error"]
                 if errors and errors[-1].get("ename") == "CellTimeoutError":
-                    return {"transport_error": f"no answer within {request.get('timeout')} s "
-                                               "(the kernel was interrupted)"}
+                    # An unresponsive kernel would make every later question wait as long: the
+                    # rest of the checks fail at once, and the submission's grading ends in time.
+                    self._unresponsive = (f"the kernel did not answer an earlier question within "
+                                          f"{self.timeout or saved} s")
+                    return {"transport_error": f"no answer within {self.timeout or saved} s (the "
+                                               "kernel was interrupted)"}
                 if errors:
                     e = errors[-1]
                     return {"transport_error": f"{e.get('ename')}: {str(e.get('evalue'))[:200]}"}

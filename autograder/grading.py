@@ -78,7 +78,7 @@ def assignments(root: Path) -> list[str]:
     )
 
 
-def _check_assignment(root: Path, assignment: str) -> None:
+def check_assignment(root: Path, assignment: str) -> None:
     known = assignments(root)
     if assignment not in known:
         raise GradingError(
@@ -151,7 +151,7 @@ def release(root: Path | None = None, names: Iterable[str] | None = None) -> lis
         raise GradingError(f"no assignment found under {root / 'source'}")
     out = []
     for name in names:
-        _check_assignment(root, name)
+        check_assignment(root, name)
         nbgrader(["generate_assignment", name, "--force"], root)
         out.append(root / "release" / name)
     return out
@@ -323,7 +323,7 @@ def grade(root: Path | None = None, assignment: str | None = None, *, jobs: int 
     students = list(students) if students else None
     tasks = []
     for name in names:
-        _check_assignment(root, name)
+        check_assignment(root, name)
         who = [s for s in students if (root / "submitted" / s / name).is_dir()] if students \
             else submissions(root, name)
         if who and not _in_gradebook(root, name):
@@ -352,6 +352,8 @@ def feedback(root: Path | None = None, assignment: str | None = None) -> list[Pa
     HTML files."""
     root = course_root(root)
     names = [assignment] if assignment else assignments(root)
+    if assignment:
+        check_assignment(root, assignment)
     files = []
     for name in names:
         if not any((root / "autograded").glob(f"*/{name}")):

@@ -130,17 +130,26 @@ class KernelCgroup:
         return [str(folder / "cgroup.procs") for folder in self.folders.values()]
 
     def counters(self) -> dict[str, int]:
-        """How often each limit was reached so far: ``{"memory": n, "processes": n}``."""
+        """How often each limit was reached so far: ``{"memory": n, "processes": n}`` (memory:
+        allocations refused plus out-of-memory kills; some kernels count only the kills)."""
         out = {}
-        for controller, name, parse in (
-                ("memory", "memory.failcnt", lambda t: int(t.strip() or 0)),
-                ("pids", "pids.events", lambda t: int(t.split()[-1]))):
-            folder = self.folders.get(controller)
-            if folder is None:
-                continue
+        folder = self.folders.get("memory")
+        if folder is not None:
+            count = 0
             try:
-                out["memory" if controller == "memory" else "processes"] = parse(
-                    (folder / name).read_text())
+                count += int((folder / "memory.failcnt").read_text().strip() or 0)
+            except (OSError, ValueError):
+                pass
+            try:
+                found = re.search(r"oom_kill (\d+)", (folder / "memory.oom_control").read_text())
+                count += int(found.group(1)) if found else 0
+            except OSError:
+                pass
+            out["memory"] = count
+        folder = self.folders.get("pids")
+        if folder is not None:
+            try:
+                out["processes"] = int((folder / "pids.events").read_text().split()[-1])
             except (OSError, ValueError, IndexError):
                 pass
         return out

@@ -182,8 +182,10 @@ def _kernel_changes(user):
             for name, value in list(vars(module).items())[:400]:
                 if callable(value) and own(value):
                     patched.append(f"{module_name}.{name}")
-    if patched:
-        found.append("patched library functions: " + ", ".join(sorted(patched)[:8]))
+    if patched:  # the standard library and numpy first, then the course's own modules
+        patched.sort(key=lambda name: (name.split(".")[0] in {"helpers", "autograder"}, name))
+        found.append("patched library functions: " + ", ".join(patched[:12])
+                     + (f" and {len(patched) - 12} more" if len(patched) > 12 else ""))
     fake = [name for name in ("autograder", "autograder.checker")
             if name in _sys.modules and getattr(_sys.modules[name], "__file__", None) is None]
     if fake:

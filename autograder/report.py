@@ -80,8 +80,11 @@ def log_reasons(log: str) -> list[str]:
     for attr, cell in _CHANGED.findall(log):
         if attr == "checksum":
             continue
-        what = {"locked": "was unlocked", "points": "had its points changed",
-                "cell_type": "had its type changed"}.get(attr, f"had its {attr} changed")
+        what = {"locked": "had its lock changed", "points": "had its points changed",
+                "cell_type": "had its type changed", "grade": "had its graded flag changed",
+                "solution": "had its answer flag changed", "task": "had its task flag changed",
+                "grade_id": "was given an id the source does not have"}.get(
+            attr, f"had its {attr} changed")
         reasons.append(f"cell {cell} {what}: restored from the source")
     reasons += [f"notebook missing: {Path(p).name} scores zero" for p in _NO_FILE.findall(log)]
     reasons += [f"unexpected notebook {Path(p).name} ignored (renamed?)"
@@ -191,9 +194,10 @@ def notebook_reasons(folder: Path, limits: limits_module.Limits | None = None) -
             outputs = cell.get("outputs", [])
             for output in outputs:
                 text = output.get("text", "") if output.get("output_type") == "stream" else ""
-                if text.startswith(execute.KERNEL_NOTE):
-                    notes.append(f"{path.stem}: {_first_line(text, 400)}")
-                elif text.startswith("[grader]"):
+                for line in text.splitlines():
+                    if line.startswith(execute.KERNEL_NOTE):
+                        notes.append(f"{path.stem}: {_first_line(line, 400)}")
+                if text.startswith("[grader]"):
                     notes.append(f"{path.stem} cell {name}: {_first_line(text)[9:]}")
             errors = [o for o in outputs if o.get("output_type") == "error"]
             if execute.is_test_cell(cell):
@@ -220,11 +224,17 @@ def notebook_reasons(folder: Path, limits: limits_module.Limits | None = None) -
             if ename == "CellTimeoutError" or any(o.get("ename") == "CellTimeoutError"
                                                     for o in errors):
                 text = "timed out (per-cell limit) and was interrupted"
-            elif ename in ("LimitReached", "DeadKernelError"):
+            elif ename == "LimitReached":
                 text = _first_line(evalue, 300)
+            elif ename == "DeadKernelError":
+                text = f"DeadKernelError: {_first_line(evalue, 300)}"
             elif _limit_for(ename, evalue):
-                text = (f"{limits.describe(_limit_for(ename, evalue))} reached: {ename}: "
-                        f"{_first_line(evalue, 160)}")
+                detail = f": {_first_line(evalue, 160)}" if evalue.strip() else ""
+                limit = _limit_for(ename, evalue)
+                what = (f"disk limit (working folder {limits_module.human_size(limits.workdir)}, "
+                        f"/tmp {limits_module.human_size(limits.tmp)})") if limit == "workdir" \
+                    else limits.describe(limit)
+                text = f"{what} reached: {ename}{detail}"
             elif ename == "NotImplementedError" and not evalue.strip():
                 text = "NotImplementedError: the answer still has the placeholder"
             else:
@@ -289,15 +299,15 @@ def group_variants(rows: Iterable[dict]) -> list[dict]:
         best = max(graded or members, key=lambda m: (m.get("auto_score") or 0,
                                                      m["assignment"] == base))
         row = dict(best)
-        row["variant"], row["assignment"] = best["assignment"], base
+        row["variant"], row["assignment"] = best.get("variant") or best["assignment"], base
         others = [m for m in members if m is not best]
         if others:
             shown = ", ".join(
-                f"{m['assignment']} ({m['auto_score']:g}/{m['auto_max']:g})"
-                if m.get("status") == "graded" else f"{m['assignment']} ({m.get('status')})"
-                for m in others)
+                f"{m.get('variant') or m['assignment']} ({m['auto_score']:g}/{m['auto_max']:g})"
+                if m.get("status") == "graded" else
+                f"{m.get('variant') or m['assignment']} ({m.get('status')})" for m in others)
             row["reasons"] = [(f"WARNING: several language variants submitted; the best counts "
-                              f"({best['assignment']}); also graded: {shown}")] + list(
+                              f"({row['variant']}); also graded: {shown}")] + list(
                                   row.get("reasons") or [])
         out.append(row)
     return out

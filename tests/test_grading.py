@@ -30,7 +30,7 @@ ATTACKS = ["loop", "crash", "gradebook", "peek", "tamper", "socket", *samples.FO
 RESOURCES = list(samples.RESOURCES)
 TIMEOUT = 6  # per-cell seconds: the fixture's cells take milliseconds
 #: Low limits for the resource run, so each abuse reaches its limit in seconds.
-LOW_LIMITS = ("memory=1500M,processes=48,cpu_seconds=6,workdir=16M,tmp=32M,file_size=8M,"
+LOW_LIMITS = ("memory=1500M,processes=48,cpu_seconds=6,workdir=16M,tmp=32M,file_size=64M,"
               "output=256K")
 
 pytestmark = pytest.mark.requires("sandbox")
@@ -163,10 +163,12 @@ def test_an_attack_scores_what_its_honest_answers_score(graded: dict, kind: str)
     ("fake-checker", "builtins.__import__ replaced"),
     ("patched-libs", "patched library functions: math.isclose"),
     ("always-equal", "returned a __main__._Always; return a number"),
-    ("settrace", "a trace function (sys.settrace)"),
+    # tracing every line makes the kernel crawl: it is named when a probe gets through, else the
+    # cells time out; either way the score is the honest one (test above)
+    ("settrace", ("a trace function (sys.settrace)", "timed out (per-cell limit)")),
     ("exit", "the kernel died while running this cell"),
     ("metadata", "cell add-tests had its points changed: restored from the source"),
-    ("metadata", "cell mean-tests was unlocked: restored from the source"),
+    ("metadata", "cell mean-tests had its lock changed: restored from the source"),
     ("cross", "PermissionError: attack blocked"),
     ("duplicate", "has 2 cells with the nbgrader id 'add-tests'"),
     ("memory", "memory limit (1.46 GiB) reached"),
@@ -175,15 +177,16 @@ def test_an_attack_scores_what_its_honest_answers_score(graded: dict, kind: str)
     ("cpu", "CPU time limit (6 s of CPU time) reached: the kernel was stopped"),
     ("disk", "No space left on device"),
     ("tmp", "No space left on device"),
-    ("filesize", "file size limit (8 MiB) reached"),
+    ("filesize", "file size limit (64 MiB) reached"),
     ("output", "output limit (256 KiB) reached"),
 ])
-def test_reason_in_summary(graded: dict, student: str, expected: str) -> None:
+def test_reason_in_summary(graded: dict, student: str, expected: str | tuple[str, ...]) -> None:
+    options = (expected,) if isinstance(expected, str) else expected
     result = _result(graded, student)
-    assert any(expected in reason for reason in result.reasons), result.reasons
+    assert any(o in reason for reason in result.reasons for o in options), result.reasons
     table = grading.summary_table(graded["results"].values())
     line = next(line for line in table.splitlines() if f"  {student} " in line)
-    assert expected in line
+    assert any(o in line for o in options)
 
 
 def test_honest_samples_have_no_reason_but_their_failing_tests(graded: dict) -> None:
