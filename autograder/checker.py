@@ -240,7 +240,7 @@ def raised(outcome: dict) -> str | None:
     error = outcome.get("raised") if isinstance(outcome, dict) else None
     if not error:
         return None
-    kind, message = str(error.get("type")), str(error.get("message") or "").strip()
+    kind, message = str(error.get("type")), str(error.get("message") or "").strip().rstrip(".")
     if kind == "NotImplementedError" and not message:
         return ("raised NotImplementedError: the answer still has the placeholder "
                 "`raise NotImplementedError()`; replace it with your code")

@@ -26,7 +26,7 @@ from tests.conftest import copy_fixture_course
 
 FIRST = ["perfect", "partial", "empty", "syntax", "renamed", "missing", "stale"]
 ATTACKS = ["loop", "crash", "gradebook", "peek", "tamper", "socket", *samples.FORGERIES,
-           "duplicate"]
+           "duplicate", "deleted"]
 RESOURCES = list(samples.RESOURCES)
 TIMEOUT = 6  # per-cell seconds: the fixture's cells take milliseconds
 #: Low limits for the resource run, so each abuse reaches its limit in seconds.
@@ -137,7 +137,7 @@ def test_exact_autograded_scores(graded: dict, student: str, score: float) -> No
     assert _designed(graded, student) == score
 
 
-@pytest.mark.parametrize("kind", [*samples.FORGERIES, *RESOURCES])
+@pytest.mark.parametrize("kind", [*samples.FORGERIES, *RESOURCES, "deleted"])
 def test_an_attack_scores_what_its_honest_answers_score(graded: dict, kind: str) -> None:
     result = _result(graded, kind)
     assert result.status == "graded", result.reasons
@@ -171,6 +171,7 @@ def test_an_attack_scores_what_its_honest_answers_score(graded: dict, kind: str)
     ("metadata", "cell mean-tests had its lock changed: restored from the source"),
     ("cross", "PermissionError: attack blocked"),
     ("duplicate", "has 2 cells with the nbgrader id 'add-tests'"),
+    ("deleted", "cell add-tests was deleted: put back from the source and graded"),
     ("memory", "memory limit (1.46 GiB) reached"),
     ("fork", "processes limit (48 processes and threads) reached"),
     ("threads", "processes limit (48 processes and threads) reached"),

@@ -12,11 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from autograder import ci_check, grading, sandbox
+from autograder import ci_check, grading
 from tests.conftest import REPO, copy_fixture_course
 
-pytestmark = pytest.mark.skipif(not sandbox.availability()[0],
-                                reason="bubblewrap sandbox unavailable: " + sandbox.availability()[1])
+pytestmark = pytest.mark.requires("sandbox")
 
 
 def _edit_cell(path: Path, grade_id: str, edit) -> None:

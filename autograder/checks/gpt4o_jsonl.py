@@ -106,8 +106,7 @@ def _is_int(outcome: dict) -> bool:
 
 def _int_result(outcome: dict, shown: str) -> int:
     if raised(outcome):
-        _fail(f"{shown} {raised(outcome)}. It must work on any list of chat messages (several "
-              "turns, optional `name` keys, any language).")
+        _fail(f"{shown} {raised(outcome)}.")
     if not _is_int(outcome):
         _fail(f"{shown} returned {outcome.get('value')!r} (a {outcome.get('type')}); return an "
               "int: a number of tokens is a whole number.")

@@ -11,7 +11,9 @@ Robustness samples (the reason must show in the grading summary):
 
 - ``syntax``: the first answer cell has a syntax error (the rest is perfect);
 - ``renamed``: a perfect notebook saved under another name (so the expected one is missing);
-- ``missing``: a submission folder without any notebook.
+- ``missing``: a submission folder without any notebook;
+- ``deleted``: a perfect notebook whose first test cell was deleted (it is put back from the
+  source and decided, so the sample keeps full marks).
 
 Malicious samples, each a perfect notebook plus an attack (the sandbox must stop each one):
 
@@ -61,7 +63,7 @@ from pathlib import Path
 import nbformat
 
 HONEST = ("perfect", "partial", "empty")
-ROBUSTNESS = ("syntax", "renamed", "missing")
+ROBUSTNESS = ("syntax", "renamed", "missing", "deleted")
 MALICIOUS = ("loop", "crash", "gradebook", "peek", "tamper", "socket")
 #: Forgery kind -> the honest kind it is built on (its designed score is that kind's).
 FORGERIES = {
@@ -194,7 +196,11 @@ def build(kind: str, release_nb: nbformat.NotebookNode, source_nb: nbformat.Note
         return _duplicate(release_nb, source_nb)
     nb = fill(release_nb, source_nb)
     answers = _answer_cells(nb)
-    if kind == "syntax" and answers:
+    if kind == "deleted":
+        tests = _test_cells(nb)
+        if tests:
+            del nb.cells[tests[0]]
+    elif kind == "syntax" and answers:
         nb.cells[answers[0]].source = "def broken(:\n" + nb.cells[answers[0]].source
     elif kind == "loop" and answers:
         nb.cells[answers[0]].source = "while True:\n    pass\n" + nb.cells[answers[0]].source
@@ -288,7 +294,8 @@ def designed_score(kind: str, release_nb: nbformat.NotebookNode,
         return None
     if kind in FORGERIES:
         kind = FORGERIES[kind]
-    if kind in {"perfect", "gradebook", "peek", "socket"} or kind in RESOURCES and kind != "cpu":
+    if kind in {"perfect", "gradebook", "peek", "socket", "deleted"} or (
+            kind in RESOURCES and kind != "cpu"):
         return full
     if kind == "cpu":  # the kernel is stopped right after the first test cell
         return first
