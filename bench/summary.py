@@ -273,7 +273,7 @@ def render(results: Mapping[str, Mapping[str, Any]], names: Iterable[str] | None
     order = ordered(results, names)
     lines = [f"{h} Performance", ""] if heading else []
     if not order:
-        lines += ["No benchmark results yet: run `make bench` (about 20 minutes on 2 idle cores).", ""]
+        lines += ["No benchmark results yet: run `make bench`.", ""]
         return "\n".join(lines)
     machine = results[order[0]].get("machine", {})
     main_machine = _machine_line(machine)
