@@ -105,6 +105,7 @@ def _execute_class() -> type:
         def _reset(self) -> None:
             self._kernel_dead = False
             self._unresponsive: str | None = None
+            self._timeouts_in_a_row = 0
             self._checker: checker_module.CheckerProcess | None = None
             self._verdicts: dict[int, tuple[str, list[Any]]] = {}
             self._output_bytes = 0
@@ -143,6 +144,9 @@ def _execute_class() -> type:
                 cell.outputs = [_error_output("DeadKernelError",
                                               "not run: the kernel died in an earlier cell")]
                 return cell, resources
+            if self._unresponsive:
+                cell.outputs = [_error_output("CellTimeoutError", f"not run: {self._unresponsive}")]
+                return cell, resources
             before = self._counters()
             try:
                 cell, resources = super().preprocess_cell(cell, resources, index)
@@ -153,18 +157,32 @@ def _execute_class() -> type:
                 cell.outputs.append(_error_output(
                     "CellTimeoutError", f"the cell did not finish within {self.timeout} s "
                     "(per-cell limit): it was interrupted"))
+                self._count_timeout(cell)
                 return cell, resources
             except DeadKernelError:
                 self._kernel_dead = True
                 self.log.error("Kernel died in cell %s: later cells are not run", index)
                 cell.outputs.append(self._death_output())
                 return cell, resources
+            self._count_timeout(cell)
             after = self._counters()
             for name in sorted(k for k in after if after[k] > before.get(k, 0)):
                 note = (f"[grader] {self.limits.describe(name)} reached in this cell: the "
                         "operation that crossed it was refused or stopped\n")
                 cell.outputs.append(new_output("stream", name="stdout", text=note))
             return cell, resources
+
+        def _count_timeout(self, cell: Any) -> None:
+            """Two cells in a row past the per-cell limit: the kernel is too slow to grade (a
+            trace function on every line, a machine-wide stall): the rest of the notebook is not
+            run and the remaining checks fail at once, so the submission's grading ends in time
+            and keeps what it earned."""
+            timed_out = any(o.get("ename") == "CellTimeoutError" for o in cell.get("outputs", [])
+                            if o.get("output_type") == "error")
+            self._timeouts_in_a_row = self._timeouts_in_a_row + 1 if timed_out else 0
+            if self._timeouts_in_a_row >= 2 and not self._unresponsive:
+                self._unresponsive = (f"the kernel stopped responding ({self._timeouts_in_a_row} "
+                                      f"cells in a row ran past the {self.timeout} s limit)")
 
         def _counters(self) -> dict[str, int]:
             cgroup = getattr(getattr(self, "km", None), "cgroup", None)
