@@ -17,11 +17,20 @@ scores differ (the result file says which), so the benchmark doubles as a check 
 grading scores as nbgrader does. This is the course's one grading measurement (it replaces
 ``autograder/measure.py``).
 
-Run: ``python -m bench.grading [--profile smoke|default|long] [--sizes 4,16] [--assignments A,B]``.
+``--baseline COMMIT`` adds one more mode, side by side in the same run: the course as it was at
+``COMMIT`` (its own code, notebooks and samples, unpacked with ``git archive``) graded by its own
+``python -m autograder grade --jobs 2``. The ratio "this commit / COMMIT, --jobs 2" says what the
+grading of this commit costs against that one (issue 12: at most 1.5x the time of the same-kernel
+grading it replaced, commit 3c4e4b3). Its scores are its own (older checks, older samples) and are
+not compared with this commit's.
+
+Run: ``python -m bench.grading [--profile smoke|default|long] [--sizes 4,16] [--assignments A,B]
+[--baseline COMMIT]``.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -39,6 +48,7 @@ TITLE = "grading N submissions: --jobs 1 / --jobs 2 / plain nbgrader autograde"
 MODES = ("plain", "jobs1", "jobs2")
 KINDS = ("perfect", "partial", "empty")
 TARGET_JOBS2 = 1.5  # issue 8: --jobs 2 at least 1.5x faster than one after another, N >= 16
+TARGET_BASELINE = 1.5  # issue 12: --jobs 2 at most 1.5x the time of the grading it replaced
 FIXTURE = common.ROOT / "tests" / "fixtures" / "course"
 
 #: Class sizes per profile. A fast-mode notebook takes tens of seconds to grade on 2 cores, so
@@ -64,21 +74,67 @@ def make_class(root: Path, assignment: str, n: int, dest: Path) -> list[str]:
     return keep
 
 
-def grade(mode: str, course: Path, assignment: str) -> tuple[float, subprocess.CompletedProcess]:
-    """Grade every submission of ``course`` with ``mode``: the instructor's whole command."""
+def grade(mode: str, course: Path, assignment: str,
+          baseline: Path | None = None) -> tuple[float, subprocess.CompletedProcess]:
+    """Grade every submission of ``course`` with ``mode``: the instructor's whole command.
+    ``baseline`` (mode ``baseline``): the unpacked older commit whose code grades ``course``."""
     from autograder import grading
 
     env = grading._env(course)  # the course's PATH (alembic) and NBG_ROOT
-    if mode == "plain":
+    cwd = grading.CONFIG_DIR
+    if mode == "baseline":
+        assert baseline is not None
+        env = _baseline_env(env, baseline)
+        cmd = [sys.executable, "-m", "autograder", "--root", str(course), "grade", assignment,
+               "--jobs", "2"]
+        cwd = baseline
+    elif mode == "plain":
         cmd = [sys.executable, "-m", "nbgrader", "autograde", assignment]
     else:
         jobs = mode.removeprefix("jobs")
         cmd = [sys.executable, "-m", "autograder", "--root", str(course), "grade", assignment,
                "--jobs", jobs]
     start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=grading.CONFIG_DIR, env=env, capture_output=True, text=True,
-                          check=False)
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False)
     return time.perf_counter() - start, proc
+
+
+def _baseline_env(env: dict[str, str], baseline: Path) -> dict[str, str]:
+    """The older commit's packages first on the path (ahead of this checkout's editable install),
+    so its ``autograder`` and ``helpers`` grade its own course."""
+    env = dict(env)
+    env["PYTHONPATH"] = os.pathsep.join([str(baseline), *filter(None, [env.get("PYTHONPATH")])])
+    return env
+
+
+def unpack_baseline(commit: str, dest: Path) -> tuple[Path, str]:
+    """``git archive COMMIT`` of this repository unpacked at ``dest``; its short hash."""
+    short = subprocess.run(["git", "rev-parse", "--short", commit], cwd=common.ROOT, check=True,
+                           capture_output=True, text=True).stdout.strip()
+    dest.mkdir(parents=True)
+    archive = subprocess.run(["git", "archive", "--format=tar", commit], cwd=common.ROOT,
+                             check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    return dest, short
+
+
+def make_baseline_class(baseline: Path, root: Path, assignment: str, n: int,
+                        dest: Path) -> list[str]:
+    """The older commit's own ``make_class`` of its course at ``root``, run by its own code in a
+    child process."""
+    from autograder import grading
+
+    code = ("import json, sys; from pathlib import Path; from bench.grading import make_class; "
+            "print(json.dumps(make_class(Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), "
+            "Path(sys.argv[4]))))")
+    env = _baseline_env(grading._env(baseline), baseline)
+    proc = subprocess.run([sys.executable, "-c", code, str(root), assignment, str(n),
+                           str(dest)], cwd=baseline, env=env, capture_output=True, text=True,
+                          check=False)
+    if proc.returncode:
+        raise RuntimeError(f"the baseline commit could not build its class of {n}: "
+                           + common_tail(proc.stdout + proc.stderr))
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def scores(course: Path, assignment: str, students: list[str]) -> dict[str, float | None]:
@@ -108,6 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--modes", default=",".join(MODES),
                    help="comma-separated grading modes, jobs2 and at least one other (default "
                         "%(default)s; leaving jobs1 out saves a third of a long run)")
+    p.add_argument("--baseline", default=None, metavar="COMMIT",
+                   help="also grade the course as it was at COMMIT, with its own code and "
+                        "--jobs 2, side by side (issue 12's reference: 3c4e4b3)")
     args = p.parse_args(argv)
     modes = [m for m in MODES if m in args.modes.split(",")]
     if "jobs2" not in modes or len(modes) < 2 or len(modes) != len(args.modes.split(",")):
@@ -128,15 +187,20 @@ def main(argv: list[str] | None = None) -> int:
     from autograder import sandbox
 
     sandboxed, why = sandbox.availability()
+    workbase = Path(tempfile.mkdtemp(prefix="bench-grading-"))
+    baseline_dir, baseline_name = None, None
+    if args.baseline:
+        baseline_dir, short = unpack_baseline(args.baseline, workbase / "baseline-code")
+        baseline_name = f"{short} --jobs 2"
     result = common.start(NAME, TITLE, args.profile, sizes=sizes, assignments=names,
-                          course=str(root), modes=modes, kinds=list(KINDS),
-                          sandbox=sandboxed)
+                          course=str(root), modes=modes + (["baseline"] if baseline_dir else []),
+                          kinds=list(KINDS), sandbox=sandboxed,
+                          baseline=args.baseline)
     if not sandboxed:
         result.note(f"grading ran WITHOUT the sandbox ({why}); timings exclude its cost")
     result.note("each mode grades a fresh copy of the same released course and submissions; "
                 "one run per mode and size (a class takes minutes), order alternating by size")
 
-    workbase = Path(tempfile.mkdtemp(prefix="bench-grading-"))
     failures = 0
     try:
         turn = 0
@@ -146,15 +210,22 @@ def main(argv: list[str] | None = None) -> int:
                 t0 = time.perf_counter()
                 students = make_class(root, assignment, n, base)
                 setup_s = time.perf_counter() - t0
-                order = list(modes) if turn % 2 == 0 else list(modes)[::-1]
+                if baseline_dir is not None:
+                    old_base = workbase / f"{assignment}-{n}" / "baseline-base"
+                    old_root = baseline_dir / root.relative_to(common.ROOT)
+                    old_students = make_baseline_class(baseline_dir, old_root, assignment, n,
+                                                       old_base)
+                all_modes = modes + (["baseline"] if baseline_dir is not None else [])
+                order = list(all_modes) if turn % 2 == 0 else list(all_modes)[::-1]
                 turn += 1
                 seconds: dict[str, float] = {}
                 found: dict[str, dict[str, Any]] = {}
                 for mode in order:
                     course = workbase / f"{assignment}-{n}" / mode
-                    shutil.copytree(base, course, symlinks=True)
-                    seconds[mode], proc = grade(mode, course, assignment)
-                    found[mode] = scores(course, assignment, students)
+                    old = mode == "baseline"
+                    shutil.copytree(old_base if old else base, course, symlinks=True)
+                    seconds[mode], proc = grade(mode, course, assignment, baseline_dir)
+                    found[mode] = scores(course, assignment, old_students if old else students)
                     ungraded = [s for s, v in found[mode].items() if v is None]
                     if ungraded:
                         failures += 1
@@ -164,11 +235,12 @@ def main(argv: list[str] | None = None) -> int:
                     shutil.rmtree(course, ignore_errors=True)
                     print(f"  {assignment} N={n} {mode}: {common.fmt_seconds(seconds[mode])}",
                           flush=True)
-                agree = len({tuple(sorted(v.items())) for v in found.values()}) == 1
+                agree = len({tuple(sorted(v.items())) for m, v in found.items()
+                             if m != "baseline"}) == 1
                 if not agree:
                     failures += 1
                     result.note(f"{assignment} N={n}: the modes' scores DIFFER: {found}")
-                for mode in modes:
+                for mode in all_modes:
                     result.measure(assignment=assignment, n=n, mode=mode, seconds=seconds[mode],
                                    per_submission_s=seconds[mode] / n, scores_agree=agree,
                                    setup_s=setup_s, scores=found[mode])
@@ -176,10 +248,18 @@ def main(argv: list[str] | None = None) -> int:
                 if "plain" in seconds:
                     result.ratio(f"{assignment}, N={n}: plain nbgrader / --jobs 2", seconds["plain"],
                                  seconds["jobs2"], "nbgrader autograde", "--jobs 2", target=target)
+                if "baseline" in seconds:
+                    result.ratio(f"{assignment}, N={n}: this commit / {baseline_name}",
+                                 seconds["jobs2"], seconds["baseline"], "--jobs 2", baseline_name,
+                                 target=TARGET_BASELINE if n >= 16 else None, direction="max",
+                                 note="the time grading takes now against the commit named, "
+                                      "side by side; at most 1.5x")
                 if "jobs1" in seconds:
                     result.ratio(f"{assignment}, N={n}: --jobs 1 / --jobs 2", seconds["jobs1"],
                                  seconds["jobs2"], "--jobs 1", "--jobs 2")
                 shutil.rmtree(base, ignore_errors=True)
+                if baseline_dir is not None:
+                    shutil.rmtree(old_base, ignore_errors=True)
             if len(sizes) > 1:
                 rows = [m for m in result.measurements
                         if m["assignment"] == assignment and m["mode"] == "jobs2"]

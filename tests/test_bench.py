@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 import time
@@ -444,3 +445,23 @@ def test_runner_runs_a_benchmark_and_prints_the_section(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "bench", "no_such_benchmark"], cwd=ROOT,
                          capture_output=True, text=True, timeout=120, check=False)
     assert bad.returncode == 2 and "unknown benchmark" in bad.stderr
+
+
+def test_grading_baseline_is_the_named_commit_and_comes_first_on_the_path(tmp_path):
+    """``bench.grading --baseline COMMIT`` grades with that commit's own code: the tree is the
+    commit's (``git archive``), and its packages come before this checkout's editable install."""
+    from bench import grading as bench_grading
+
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, check=True,
+                          capture_output=True, text=True).stdout.strip()
+    tree, short = bench_grading.unpack_baseline(head, tmp_path / "old")
+    assert head.startswith(short)
+    committed = subprocess.run(["git", "show", f"{head}:autograder/grading.py"], cwd=ROOT,
+                               check=True, capture_output=True).stdout
+    assert (tree / "autograder" / "grading.py").read_bytes() == committed
+    env = bench_grading._baseline_env({"PYTHONPATH": "/elsewhere", "PATH": "/bin"}, tree)
+    assert env["PYTHONPATH"].split(os.pathsep) == [str(tree), "/elsewhere"]
+    found = subprocess.run([sys.executable, "-c", "import autograder; print(autograder.__file__)"],
+                           cwd=tree, env={**os.environ, **env}, check=True, capture_output=True,
+                           text=True).stdout.strip()
+    assert found == str(tree / "autograder" / "__init__.py")
