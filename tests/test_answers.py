@@ -7,8 +7,9 @@ gradebook), in one grading run of a temporary copy of the course:
   right answer, written differently from the solution, in every cell scores full marks;
 - one forgery submission per assignment: the untouched release plus every trick a student can play
   in their own kernel (event hooks, no tracebacks, a fake checker in sys.modules and an import
-  hook, patched libraries and helpers, a trace function, an input transformer) scores what the
-  untouched release scores (zero), and the reasons name the tricks;
+  hook, patched libraries and helpers, an input transformer) scores what the untouched release
+  scores (zero), and the reasons name the tricks (a trace function, which slows every line of the
+  kernel, is graded on the small fixture in tests/test_grading.py);
 - the solution runs top to bottom in fast mode without an error in any cell.
 
 The in-process tests of the same answers (every kind) are in tests/test_checks.py."""
@@ -59,7 +60,7 @@ def _forgeries(release_nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     first = next(i for i, c in enumerate(nb.cells)
                  if c.get("metadata", {}).get("nbgrader", {}).get("solution"))
     tricks = [attacks.HOOK_CLEAR, attacks.HOOK_RESULT, attacks.NO_TRACEBACK, attacks.FAKE_CHECKER,
-              attacks.PATCHED_LIBS, attacks.SETTRACE, attacks.TRANSFORMER]
+              attacks.PATCHED_LIBS, attacks.TRANSFORMER]
     for offset, code in enumerate(tricks):
         nb.cells.insert(first + offset, nbformat.v4.new_code_cell(code))
     return nb
