@@ -292,7 +292,7 @@ def test_reloaded_model_classifies_like_the_saved_one_and_mlflow_serves_it(train
 
 DDP_SCRIPT = """
 import json, sys
-from helpers import classifier
+from autograder.reference import classifier as reference_classifier
 result = reference_classifier.train_classifier({"fast": True, "output_dir": sys.argv[1], "train_size": 16, "eval_size": 8})
 print("RESULT " + json.dumps({"rank": result.rank, "world_size": result.world_size,
                               "model_dir": result.model_dir, "accuracy": result.metrics["eval_accuracy"]}))
