@@ -162,15 +162,18 @@ def main(argv: list[str] | None = None) -> int:
                         "language variants share its code; the smoke profile grades the test "
                         "fixture's 'selftest')")
     p.add_argument("--modes", default=",".join(MODES),
-                   help="comma-separated grading modes, jobs2 and at least one other (default "
-                        "%(default)s; leaving jobs1 out saves a third of a long run)")
+                   help="comma-separated grading modes, jobs2 and at least one other, or jobs2 "
+                        "alone with --baseline (default %(default)s; leaving jobs1 out saves a "
+                        "third of a long run)")
     p.add_argument("--baseline", default=None, metavar="COMMIT",
                    help="also grade the course as it was at COMMIT, with its own code and "
                         "--jobs 2, side by side (issue 12's reference: 3c4e4b3)")
     args = p.parse_args(argv)
     modes = [m for m in MODES if m in args.modes.split(",")]
-    if "jobs2" not in modes or len(modes) < 2 or len(modes) != len(args.modes.split(",")):
-        p.error(f"--modes: jobs2 and at least one of plain, jobs1 (known: {', '.join(MODES)})")
+    others = 1 if args.baseline else 2  # jobs2 is compared with another mode or the baseline
+    if "jobs2" not in modes or len(modes) < others or len(modes) != len(args.modes.split(",")):
+        p.error(f"--modes: jobs2 and at least one of plain, jobs1, or --baseline "
+                f"(known: {', '.join(MODES)})")
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else SIZES[args.profile]
 
     from autograder import grading

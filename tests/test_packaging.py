@@ -58,7 +58,7 @@ def test_setup_installs_the_cpu_torch_wheel_and_the_no_deps_model() -> None:
 
 def test_ci_runs_exactly_the_readme_test_command() -> None:
     readme = (ROOT / "README.md").read_text()
-    first_block = re.search(r"```(?:bash|sh)?\n(.*?)```", readme, re.S)
+    first_block = re.search(r"```(?:bash|sh)?\n(.*?)```", readme, re.DOTALL)
     assert first_block, "README must open with a code block holding the two set-up commands"
     commands = [line.split("#")[0].strip() for line in first_block.group(1).splitlines()]
     commands = [c for c in commands if c]
