@@ -362,7 +362,7 @@ CLAIMS: list[Claim] = [
     Claim("earlier_checkpoints", READINGS["zh"], r"保留最终模型，以及它之前两个 epoch 的检查点", "zh",
           holds=_two),
     # The syllabus and the Databricks guide: lab 01's time on a CPU, what it saves, the versions.
-    Claim("cpu_recipe_minutes", "course/README.md", r"about (?P<n>\d+) minutes on two idle laptop CPU"),
+    Claim("cpu_recipe_minutes", "course/README.md", r"about (?P<n>\d+) minutes on two idle CPU cores"),
     Claim("imdb_train_size", "course/databricks.md", r"recipe \((?P<n>[\d,]+)/500 reviews"),
     Claim("lab01_saves_checkpoints", "course/databricks.md", r"Lab 01 writes no checkpoints",
           holds=_no),
