@@ -709,7 +709,7 @@ STALE: list[Stale] = [
     *[Stale(READINGS[lang], pattern, "neither Azure nor the emulator uses the Trainer")
       for lang, pattern in [("en", r"because that is what they are"), ("de", r"denn genau das sind sie"),
                             ("zh", r"因为它本来就是")]],
-    Stale("course/README.md", r"~15 min", "lab 01 takes about 6 minutes on a CPU (bench)"),
+    Stale("course/README.md", r"~15 min", "lab 01 on a CPU takes the minutes the bench measured (cpu_recipe_minutes)"),
     Stale("course/README.md", r"a validation loss, checkpoints\)", "lab 01 writes no checkpoints"),
     Stale("course/databricks.md", r"Checkpoints and the saved model go", "lab 01 writes no checkpoints"),
     Stale("course/databricks.md", r"num_processes=2, local_mode=True\)", "nodes of section 2 have one GPU"),
@@ -720,7 +720,7 @@ STALE: list[Stale] = [
     # Issue 18, phase 2: the notebooks, in every language.
     *[Stale(f"{notebooks[lang]}#{cell}", pattern, why)
       for notebooks, cell, why, by_lang in [
-          (LAB01_IN, "cell-00", "the CPU recipe takes about 6 minutes", {
+          (LAB01_IN, "cell-00", "the CPU recipe takes the minutes the bench measured (cpu_recipe_minutes)", {
               "en": r"about 15 minutes on 2 cores", "de": r"etwa 15 Minuten auf 2 Kernen",
               "zh": r"2 核约 15 分钟"}),
           (LAB01_IN, "cell-07", "true only while the pad id never occurs inside a review", {
