@@ -62,6 +62,7 @@ def _pyproject(root: Path) -> str:
     deps = [d for d in project["project"]["dependencies"]
             if re.split(r"[<>=!~ ;\[]", d, maxsplit=1)[0].lower() not in INSTRUCTOR_ONLY]
     no_deps = project.get("tool", {}).get("course", {}).get("no-deps", [])
+    uninstall = project.get("tool", {}).get("course", {}).get("uninstall", [])
     lines = [
         "[build-system]", 'requires = ["setuptools>=68"]', 'build-backend = "setuptools.build_meta"',
         "", "[project]", 'name = "fine-tuning-course-student"',
@@ -72,7 +73,9 @@ def _pyproject(root: Path) -> str:
         'license = "MIT"', "dependencies = [",
         *[f'    "{d}",' for d in deps], "]", "", "[tool.course]",
         "# Installed by `make setup` with `pip install --no-deps` (its declared deps are not needed).",
-        "no-deps = [" + ", ".join(f'"{d}"' for d in no_deps) + "]", "",
+        "no-deps = [" + ", ".join(f'"{d}"' for d in no_deps) + "]",
+        "# Uninstalled by `make setup`: optional imports that slow every Jupyter and nbgrader start.",
+        "uninstall = [" + ", ".join(f'"{d}"' for d in uninstall) + "]", "",
         "[tool.setuptools.packages.find]", 'include = ["helpers*"]', "",
         "[tool.setuptools.package-data]", '"*" = ["*.json", "*.jsonl", "*.csv", "*.txt", "*.md"]', "",
     ]
@@ -107,6 +110,7 @@ $(VENV)/.installed: pyproject.toml
 \t$(PY) -m pip install --quiet "$(TORCH_SPEC)"
 \t$(PY) -m pip install --quiet -e .
 \t$(PY) -m pip install --quiet --no-deps $$($(PY) -c "import tomllib; print(' '.join(tomllib.load(open('pyproject.toml','rb'))['tool']['course']['no-deps']))")
+\t$(PY) -m pip uninstall --quiet --yes $$($(PY) -c "import tomllib; print(' '.join(tomllib.load(open('pyproject.toml','rb'))['tool']['course']['uninstall']))")
 \ttouch $@
 
 # JupyterLab on 127.0.0.1 with nbgrader's assignment list and Validate button.

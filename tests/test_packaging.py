@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -74,3 +76,20 @@ def test_top_level_layout_matches_design() -> None:
     for name in ("course", "source", "release", "autograder", "helpers", "tests", "bench",
                  "environment.yml", "README.md", "pyproject.toml", "Makefile"):
         assert (ROOT / name).exists(), f"{name} is missing from the course root"
+
+
+def test_setup_uninstalls_the_slow_optional_imports() -> None:
+    """`make setup` removes the optional extras that [tool.course] uninstall names; in the
+    environment it built (`make test` runs it first), importing nbformat (as every nbgrader,
+    Jupyter and nbclient process does) builds no lark parser, and jsonschema still validates."""
+    makefile = (ROOT / "Makefile").read_text()
+    setup = makefile.split("\n$(VENV)/.installed:")[1].split("\n\n")[0]
+    assert "pip uninstall --quiet --yes" in setup and "['tool']['course']['uninstall']" in setup
+    assert pyproject()["tool"]["course"]["uninstall"] == ["rfc3987-syntax"]
+    code = ("import sys, nbformat, jsonschema\n"
+            "jsonschema.validate({'a': 1}, {'type': 'object'})\n"
+            "print(sorted(m for m in ('lark', 'rfc3987_syntax') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]", (
+        f"{done.stdout.strip()} imported with nbformat: run `make setup` (it uninstalls them)")
