@@ -242,8 +242,10 @@ def _forget(root: Path, assignment: str, student: str) -> None:
 
 
 def grade_one(root: Path, assignment: str, student: str, *, timeout: int | None = None,
-              limit: float | None = None, workbase: Path | None = None) -> SubmissionResult:
-    """Autograde one submission in its own process and working copy; see the module's doc."""
+              limit: float | None = None, workbase: Path | None = None,
+              assets: tuple[Path, ...] = ()) -> SubmissionResult:
+    """Autograde one submission in its own process and working copy; see the module's doc.
+    ``assets``: the grading sandbox's asset folders, when the caller built them already."""
     start = time.monotonic()
     result = SubmissionResult(assignment, student, "failed")
     work = Path(tempfile.mkdtemp(prefix=f"grade-{assignment}-{student}-", dir=workbase))
@@ -278,6 +280,10 @@ def grade_one(root: Path, assignment: str, student: str, *, timeout: int | None 
             result.reasons += duplicates
             return result
         extra = {"NBG_DB_URL": db_url(root)}
+        if assets:
+            from autograder import sandbox
+
+            extra[sandbox.ASSETS_ENV] = os.pathsep.join(str(p) for p in assets)
         if timeout:
             extra["COURSE_CELL_TIMEOUT"] = str(int(timeout))
         run = nbgrader(["autograde", assignment, "--student", student, "--force"], work,
@@ -329,18 +335,21 @@ def grade(root: Path | None = None, assignment: str | None = None, *, jobs: int 
         if who and not _in_gradebook(root, name):
             release(root, [name])
         tasks += [(name, s) for s in who]
+    assets: tuple[Path, ...] = ()
     if tasks:
         from autograder import sandbox
 
         ok, why = sandbox.availability()
         if not ok:
             print(sandbox.WARNING.format(reason=why), file=sys.stderr, flush=True)
+        assets = sandbox.grading_assets()  # once here, not once per submission
     cell_timeout = timeout or int(os.environ.get("COURSE_CELL_TIMEOUT", "180"))
     limit = limit or 20 * cell_timeout
     ensure_tools_on_path()
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         results = list(pool.map(
-            lambda t: grade_one(root, t[0], t[1], timeout=timeout, limit=limit), tasks))
+            lambda t: grade_one(root, t[0], t[1], timeout=timeout, limit=limit, assets=assets),
+            tasks))
     report.save_report(root, results)
     return results
 

@@ -171,11 +171,21 @@ def _parents_755(path: Path, made: set[Path]) -> list[str]:
     return args
 
 
+#: The asset folders a grading loop (:func:`autograder.grading.grade`) built once, handed to each
+#: submission's ``nbgrader autograde`` process so that it does not import and check them again
+#: (about 2 s a submission). Set by the grader, never by a submission.
+ASSETS_ENV = "AUTOGRADER_ASSET_DIRS"
+
+
 @functools.cache
 def grading_assets() -> tuple[Path, ...]:
     """The course's offline assets, built once in the grader's cache (tokenizers, encodings, the
     tiny GPT-2, the IMDB copy, SmolLM2), to be bound read-only into every grading sandbox: no
-    kernel spends its time (and its /tmp) rebuilding them. Empty when they cannot be built."""
+    kernel spends its time (and its /tmp) rebuilding them. Empty when they cannot be built.
+    :data:`ASSETS_ENV` names folders already built (each must exist, or they are built here)."""
+    given = [Path(p) for p in os.environ.get(ASSETS_ENV, "").split(os.pathsep) if p]
+    if given and all(p.is_dir() for p in given):
+        return tuple(given)
     try:
         from helpers import assets
 
