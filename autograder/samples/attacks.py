@@ -290,9 +290,10 @@ with open("huge.bin", "wb") as handle:
     handle.write(b"x")
 '''
     if kind == "output":
-        return '''# abuse: flood the notebook with output
-for i in range(200_000):
-    print("x" * 100, i)
+        return '''# abuse: flood the notebook with output (20 MB of text, in chunks)
+import sys
+for i in range(200):
+    sys.stdout.write(f"{i} " + "x" * 100_000 + "\\n")
 from IPython.display import Image, display
 import base64
 display({"image/png": base64.b64encode(b"\\x89PNG" + b"0" * 2_000_000).decode()}, raw=True)
