@@ -23,7 +23,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder import ci_check, grading, samples
+from autograder import ci_check, grading
 from autograder.samples import attacks
 from tests import answer_variants as variants
 from tests.conftest import REPO
@@ -73,7 +73,6 @@ def graded(tmp_path_factory: pytest.TempPathFactory) -> dict:
     expected: dict[tuple[str, str], dict] = {}
     for assignment, (notebook, table) in ASSIGNMENTS.items():
         release_nb = nbformat.read(root / "release" / assignment / f"{notebook}.ipynb", 4)
-        source_nb = nbformat.read(root / "source" / assignment / f"{notebook}.ipynb", 4)
         for number in range(WRONG_SUBMISSIONS):
             answers = {a: e["wrong"][number % len(e["wrong"])][1] for a, e in table.items()}
             reasons = {variants.TESTS[a]: e["wrong"][number % len(e["wrong"])][2]
@@ -86,14 +85,12 @@ def graded(tmp_path_factory: pytest.TempPathFactory) -> dict:
         expected[(assignment, "right")] = {"score": None}
         _submission(root, assignment, "forger", _forgeries(release_nb))
         expected[(assignment, "forger")] = {"score": 0}
-        _submission(root, assignment, "perfect", samples.fill(release_nb, source_nb))
-        expected[(assignment, "perfect")] = {"score": None}
     results = {(r.assignment, r.student): r for r in grading.grade(root, None, jobs=2)}
     return {"root": root, "results": results, "expected": expected}
 
 
 CASES = [(a, s) for a in ASSIGNMENTS for s in
-         [f"wrong-{n + 1}" for n in range(WRONG_SUBMISSIONS)] + ["right", "forger", "perfect"]]
+         [f"wrong-{n + 1}" for n in range(WRONG_SUBMISSIONS)] + ["right", "forger"]]
 
 
 @pytest.mark.parametrize("assignment, student", CASES)
@@ -132,9 +129,12 @@ def test_forgeries_change_nothing_and_are_named(graded: dict, assignment: str) -
 
 
 @pytest.mark.parametrize("assignment", list(ASSIGNMENTS))
-def test_solution_runs_top_to_bottom_in_fast_mode(graded: dict, assignment: str) -> None:
+def test_a_right_submission_runs_top_to_bottom_in_fast_mode(graded: dict, assignment: str) -> None:
+    """Every cell of the right submission runs without an error, the cells after the last test
+    included (the source notebook itself: tests/test_checks.py up to its last test, and the CI
+    check in tests/test_release.py grades it)."""
     notebook = ASSIGNMENTS[assignment][0]
-    path = graded["root"] / "autograded" / "perfect" / assignment / f"{notebook}.ipynb"
+    path = graded["root"] / "autograded" / "right" / assignment / f"{notebook}.ipynb"
     nb = json.loads(path.read_text())
     text = []
     for cell in nb["cells"]:
@@ -152,4 +152,4 @@ def test_solution_runs_top_to_bottom_in_fast_mode(graded: dict, assignment: str)
     else:
         assert "Base model: gpt-4o-2024-08-06" in joined
         assert "succeeded" in joined
-    assert graded["results"][(assignment, "perfect")].reasons == []
+    assert graded["results"][(assignment, "right")].reasons == []

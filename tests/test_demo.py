@@ -32,12 +32,41 @@ def test_the_makefile_runs_the_demo() -> None:
     assert "-m autograder demo" in course
 
 
-def test_every_sample_kind_scores_as_designed(tmp_path: Path) -> None:
-    done = _demo(copy_fixture_course(tmp_path / "course"))
+#: One or more samples of each class the demo judges: honest, robustness, malicious, forgery, and
+#: one built to be refused. Every kind is graded against its designed score in
+#: tests/test_grading.py (`test_an_attack_scores_what_its_honest_answers_score`,
+#: `test_exact_autograded_scores`); here the command proves itself on a fresh copy.
+DEMO_KINDS = ("perfect", "partial", "empty", "syntax", "missing", "tamper", "hook-result",
+              "transformer", "always-equal", "exit", "duplicate")
+
+
+def test_every_sample_class_scores_as_designed(tmp_path: Path) -> None:
+    done = _demo(copy_fixture_course(tmp_path / "course"), "--kinds", ",".join(DEMO_KINDS))
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
-    assert "samples scored as designed" in done.stdout
-    for kind in ("perfect", "partial", "empty", "hook-result", "transformer", "always-equal"):
+    assert f"all {len(DEMO_KINDS)} samples scored as designed" in done.stdout
+    for kind in DEMO_KINDS:
         assert f"sample-{kind}" in done.stdout
+
+
+def test_the_demo_grades_every_kind_but_the_resource_abuses_by_default(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`make course` runs the demo with its default kinds: every sample kind, the resource abuses
+    left out (they take each limit to its end)."""
+    from autograder import ci_check, grading, samples
+
+    class Chosen(Exception):
+        pass
+
+    def write_samples(root, name, kinds, prefix=""):
+        raise Chosen(list(kinds))
+
+    monkeypatch.setattr(samples, "write_samples", write_samples)
+    monkeypatch.setattr(ci_check, "make_copy", lambda root, base: tmp_path)
+    monkeypatch.setattr(grading, "release", lambda root, names=None: [])
+    monkeypatch.setattr(grading, "assignments", lambda root: ["selftest"])
+    with pytest.raises(Chosen) as chosen:
+        ci_check.demo(tmp_path)
+    assert chosen.value.args[0] == [k for k in samples.KINDS if k not in samples.RESOURCES]
 
 
 def test_a_sample_off_its_design_fails_the_demo(tmp_path: Path) -> None:
