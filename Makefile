@@ -33,8 +33,13 @@ course: setup setup-system
 	$(OFFLINE) $(PY) -m helpers check-data source/02-gpt4o-jsonl/data/training_set.jsonl source/02-gpt4o-jsonl/data/validation_set.jsonl
 	$(OFFLINE) $(PY) -m autograder demo --jobs $(JOBS)
 
+# Two pytest workers (pytest-xdist), each running whole test files: module fixtures (one grading
+# run shared by a file's tests) stay whole, and the serial parts of the suite (kernels starting,
+# notebooks running cell by cell, emulator jobs polling) overlap.
+TEST_WORKERS ?= 2
+
 test: setup setup-system
-	$(OFFLINE) $(PY) -m pytest -m "not slow"
+	$(OFFLINE) $(PY) -m pytest -m "not slow" -n $(TEST_WORKERS) --dist loadfile
 
 test-slow: setup
 	$(OFFLINE) $(PY) -m pytest -m slow
