@@ -198,3 +198,29 @@ def test_submission_copy_drops_links_to_the_gradebook(tmp_path: Path) -> None:
     assert copied == ["answer.ipynb", "data"]
     assert sorted(n.split(" ->")[0] for n in notes) == ["ignored symbolic link grades.db",
                                                        "ignored symbolic link others"]
+
+
+def test_grading_assets_taken_from_the_grader_only_when_every_folder_exists(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The grading loop hands its built asset folders to each submission's process
+    (`sandbox.ASSETS_ENV`); a list naming a folder that is not there is not trusted: the folders
+    are built (resolved) again."""
+    from autograder import sandbox
+    from helpers import assets
+
+    built = [tmp_path / "built-a", tmp_path / "built-b"]
+    for folder in built:
+        folder.mkdir()
+    monkeypatch.setattr(assets, "for_grading", lambda: built)
+    given = [tmp_path / "given-a", tmp_path / "given-b"]
+    for folder in given:
+        folder.mkdir()
+    try:
+        sandbox.grading_assets.cache_clear()
+        monkeypatch.setenv(sandbox.ASSETS_ENV, os.pathsep.join(map(str, given)))
+        assert sandbox.grading_assets() == tuple(given)
+        sandbox.grading_assets.cache_clear()
+        monkeypatch.setenv(sandbox.ASSETS_ENV, os.pathsep.join(map(str, [*given, tmp_path / "gone"])))
+        assert sandbox.grading_assets() == tuple(p.resolve() for p in built)
+    finally:
+        sandbox.grading_assets.cache_clear()
