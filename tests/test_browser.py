@@ -28,13 +28,18 @@ ARTIFACTS = REPO / "test-artifacts" / "browser"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--no-first-run"]
 
+EXPECT_TIMEOUT_MS = 120_000
+
 pytestmark = pytest.mark.requires("browser")
 
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    # expect() waits 5 s by default, whatever the page's own timeout: opening a notebook on a busy
+    # two-core machine (two test workers, a training run beside it) took longer (CI failure).
+    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
@@ -56,7 +61,8 @@ def _wait_for_kernel(page) -> None:
     """Lab reports the kernel idle a moment before its session is ready: wait for the status."""
     from playwright.sync_api import expect
 
-    expect(page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Toolbar").first).to_be_visible()
+    expect(page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Toolbar").first).to_be_visible(
+        timeout=EXPECT_TIMEOUT_MS)
     page.wait_for_timeout(3_000)
 
 
