@@ -45,6 +45,11 @@ from bench import common
 
 NAME = "grading"
 TITLE = "grading N submissions: --jobs 1 / --jobs 2 / plain nbgrader autograde"
+#: A run with ``--baseline`` answers another question (this commit against an older one), so it
+#: is its own result (``grading_baseline.<profile>.json``) and never replaces the run that
+#: compares the grading modes.
+NAME_BASELINE = "grading_baseline"
+TITLE_BASELINE = "grading N submissions with --jobs 2: this commit against an older commit"
 MODES = ("plain", "jobs1", "jobs2")
 KINDS = ("perfect", "partial", "empty")
 TARGET_JOBS2 = 1.5  # issue 8: --jobs 2 at least 1.5x faster than one after another, N >= 16
@@ -153,6 +158,11 @@ def scores(course: Path, assignment: str, students: list[str]) -> dict[str, floa
     return out
 
 
+def benchmark_name(baseline: str | None) -> tuple[str, str]:
+    """The result's benchmark name and title: `NAME_BASELINE` for a run with ``--baseline``."""
+    return (NAME_BASELINE, TITLE_BASELINE) if baseline else (NAME, TITLE)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = common.parser(NAME, __doc__.split("\n\n")[0])
     p.add_argument("--sizes", default=None, help="comma-separated class sizes N (default per "
@@ -195,7 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.baseline:
         baseline_dir, short = unpack_baseline(args.baseline, workbase / "baseline-code")
         baseline_name = f"{short} --jobs 2"
-    result = common.start(NAME, TITLE, args.profile, sizes=sizes, assignments=names,
+    name, title = benchmark_name(args.baseline)
+    result = common.start(name, title, args.profile, sizes=sizes, assignments=names,
                           course=str(root), modes=modes + (["baseline"] if baseline_dir else []),
                           kinds=list(KINDS), sandbox=sandboxed,
                           baseline=args.baseline)

@@ -42,6 +42,10 @@ COLUMNS: dict[str, list[tuple[str, str, str]]] = {
         ("scores_agree", "same scores", "bool"),
     ],
 }
+COLUMNS["grading_baseline"] = COLUMNS["grading"]
+
+#: Results written by a script of another name (``bench/grading.py --baseline``).
+SCRIPTS = {"grading_baseline": "grading"}
 
 
 Table = tuple[list[str], list[list[str]]]
@@ -80,6 +84,10 @@ WHAT = {
                    "truncation, length grouping, CPU defaults) on the same model and batch size.",
     "emulator": "The local Azure OpenAI emulator: job time, chat latency, upload throughput.",
     "grading": "Grading N submissions: `--jobs 1`, `--jobs 2` and plain `nbgrader autograde`.",
+    "grading_baseline": "Grading N submissions with `--jobs 2`: this commit against the commit "
+                        "named (`bench/grading.py --baseline`, issue 12: every verdict in a "
+                        "checker process outside the sandboxed kernel costs at most 1.5× the "
+                        "same-kernel grading it replaced).",
     "gpu": "The GPU path (issue 16): assignment 01's source notebook in full mode with the GPU "
            "recipe (the lab's sizes, every layer trains), then an emulator job with the SmolLM2 "
            "backend on the course's 02 data and a chat; run on a lent GPU machine as "
@@ -203,13 +211,18 @@ def ordered(results: Mapping[str, Mapping[str, Any]], names: Iterable[str] | Non
     """The result keys in the order the section shows them: the benchmarks in the order they
     run (``names`` limits them), each with its default profile first, then the long one."""
     known = _known()
-    wanted = list(names) if names else [
-        *known, *sorted({r.get("benchmark", k) for k, r in results.items()} - set(known))]
+
+    def script(key: str) -> str:  # the script that wrote a result (grading_baseline: grading)
+        benchmark = results[key].get("benchmark", key)
+        return SCRIPTS.get(benchmark, benchmark)
+
+    wanted = list(names) if names else [*known, *sorted({script(k) for k in results} - set(known))]
     order = []
+    rank = {"default": 0, "long": 1, "smoke": 2}
     for name in wanted:
-        keys = [k for k, r in results.items() if r.get("benchmark", k) == name]
-        rank = {"default": 0, "long": 1, "smoke": 2}
-        order += sorted(keys, key=lambda k: (rank.get(results[k].get("profile"), 3), k))
+        keys = [k for k in results if script(k) == name]
+        order += sorted(keys, key=lambda k: (results[k].get("benchmark", k) != name,
+                                             rank.get(results[k].get("profile"), 3), k))
     return order
 
 
@@ -308,7 +321,8 @@ def render(results: Mapping[str, Mapping[str, Any]], names: Iterable[str] | None
         name = result.get("benchmark", key)
         profile = result.get("profile", "default")
         suffix = "" if profile == "default" else f" ({profile} profile)"
-        lines += [f"{h}# `bench/{name}.py`{suffix}", "", WHAT.get(name, result.get("title", "")), ""]
+        lines += [f"{h}# `bench/{SCRIPTS.get(name, name)}.py`{suffix}", "",
+                  WHAT.get(name, result.get("title", "")), ""]
         m = result.get("machine", {})
         load = ""
         if m.get("load_average_1m") is not None:

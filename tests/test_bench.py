@@ -386,6 +386,36 @@ def test_summary_write_replaces_only_the_generated_block(tmp_path):
         summary.main(["--results", str(tmp_path / "results"), "--write", str(page)])
 
 
+def test_a_baseline_run_is_its_own_result_beside_the_modes_comparison(tmp_path):
+    """``bench.grading --baseline`` writes grading_baseline.<profile>.json: the long run that
+    compares plain nbgrader with --jobs 2 (issue 8's target) survives a run against an older
+    commit (issue 12's), and the README shows both under bench/grading.py, the modes first."""
+    from bench import grading as bench_grading
+
+    assert bench_grading.benchmark_name(None)[0] == "grading"
+    assert bench_grading.benchmark_name("3c4e4b3")[0] == "grading_baseline"
+    folder = tmp_path / "results"
+    modes = common.Result("grading", bench_grading.TITLE, "long", machine=common.machine())
+    modes.ratio("02, N=16: plain nbgrader / --jobs 2", 300.0, 150.0, "nbgrader autograde",
+                "--jobs 2", target=1.5)
+    modes.finish(folder, command="python -m bench.grading --profile long --sizes 16")
+    name, title = bench_grading.benchmark_name("3c4e4b3")
+    against = common.Result(name, title, "long", machine=common.machine())
+    against.ratio("02, N=16: this commit / 3c4e4b3 --jobs 2", 160.0, 150.0, "--jobs 2",
+                  "3c4e4b3 --jobs 2", target=1.5, direction="max")
+    against.finish(folder, command="python -m bench.grading --profile long --baseline 3c4e4b3")
+    assert sorted(p.name for p in folder.iterdir()) == ["grading.long.json",
+                                                        "grading_baseline.long.json"]
+    results = common.load_results(folder)
+    assert summary.ordered(results) == ["grading.long", "grading_baseline.long"]
+    assert summary.ordered(results, ["grading"]) == ["grading.long", "grading_baseline.long"]
+    text = summary.render(results)
+    assert text.count("# `bench/grading.py` (long profile)") == 2
+    assert "bench/grading_baseline.py" not in text
+    assert text.index("plain nbgrader / --jobs 2") < text.index("this commit / 3c4e4b3")
+    assert "**2.00×** | ≥ 1.5× (met)" in text and "**1.07×** | ≤ 1.5× (met)" in text
+
+
 def test_ratio_targets_and_json_without_nan(tmp_path):
     assert common.Ratio("r", 3.2, "a", "b", target=3).meets is True
     assert common.Ratio("r", 2.9, "a", "b", target=3).meets is False
