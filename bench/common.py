@@ -435,6 +435,8 @@ class Result:
     notes: list[str] = field(default_factory=list)
     machine: dict[str, Any] = field(default_factory=dict)
     started: float = field(default_factory=time.time)
+    #: The module that runs it (``bench.<script>``), when its name is not the benchmark's.
+    script: str | None = None
 
     def measure(self, **row: Any) -> dict[str, Any]:
         """Add one measurement row (a flat dict of plain values) and return it."""
@@ -491,7 +493,7 @@ class Result:
         path = folder / result_filename(self.benchmark, self.profile)
         if command is None:
             args = sys.argv[1:] if argv is None else list(argv)
-            command = shlex.join(["python", "-m", f"bench.{self.benchmark}", *args])
+            command = shlex.join(["python", "-m", f"bench.{self.script or self.benchmark}", *args])
         tmp = path.with_suffix(f".json.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(self.as_dict(command), indent=2, sort_keys=False) + "\n")
         os.replace(tmp, path)

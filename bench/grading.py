@@ -210,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
                           course=str(root), modes=modes + (["baseline"] if baseline_dir else []),
                           kinds=list(KINDS), sandbox=sandboxed,
                           baseline=args.baseline)
+    result.script = NAME  # a grading_baseline result is still `python -m bench.grading ...`
     if not sandboxed:
         result.note(f"grading ran WITHOUT the sandbox ({why}); timings exclude its cost")
     result.note("each mode grades a fresh copy of the same released course and submissions; "

@@ -403,7 +403,8 @@ def test_a_baseline_run_is_its_own_result_beside_the_modes_comparison(tmp_path):
     against = common.Result(name, title, "long", machine=common.machine())
     against.ratio("02, N=16: this commit / 3c4e4b3 --jobs 2", 160.0, 150.0, "--jobs 2",
                   "3c4e4b3 --jobs 2", target=1.5, direction="max")
-    against.finish(folder, command="python -m bench.grading --profile long --baseline 3c4e4b3")
+    against.script = "grading"
+    against.finish(folder, argv=["--profile", "long", "--baseline", "3c4e4b3"])
     assert sorted(p.name for p in folder.iterdir()) == ["grading.long.json",
                                                         "grading_baseline.long.json"]
     results = common.load_results(folder)
@@ -411,7 +412,8 @@ def test_a_baseline_run_is_its_own_result_beside_the_modes_comparison(tmp_path):
     assert summary.ordered(results, ["grading"]) == ["grading.long", "grading_baseline.long"]
     text = summary.render(results)
     assert text.count("# `bench/grading.py` (long profile)") == 2
-    assert "bench/grading_baseline.py" not in text
+    assert "bench/grading_baseline.py" not in text and "bench.grading_baseline" not in text
+    assert "Command: `python -m bench.grading --profile long --baseline 3c4e4b3`" in text
     assert text.index("plain nbgrader / --jobs 2") < text.index("this commit / 3c4e4b3")
     assert "**2.00×** | ≥ 1.5× (met)" in text and "**1.07×** | ≤ 1.5× (met)" in text
 
