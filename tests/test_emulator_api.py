@@ -629,3 +629,39 @@ def test_a_crashing_job_fails_with_its_reason_and_writes_nothing_to_stderr(tmp_p
     status, message = result.stdout.splitlines()[:2]
     assert status == "failed" and "out of memory (simulated)" in message
     assert result.stderr == ""
+
+
+def test_a_request_is_in_the_log_before_its_last_byte_is_sent(tmp_path):
+    """The request log holds a request before the client can have its whole answer: a checker
+    that reads the log right after the student's call returns finds it there (recorded after the
+    response, a busy server thread lagged behind once and the check saw 0 jobs created)."""
+    import asyncio
+
+    from helpers.emulator.app import create_app
+    from helpers.emulator.client import API_VERSION
+
+    app = create_app(state_dir=str(tmp_path), api_key="k", backend="tiny")
+    log = app.state.emulator.request_log
+    body = json.dumps({"model": "gpt-4o-2024-08-06", "training_file": "file-missing"}).encode()
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+             "scheme": "http", "path": "/openai/fine_tuning/jobs", "raw_path": b"/openai/fine_tuning/jobs",
+             "root_path": "", "query_string": f"api-version={API_VERSION}".encode(),
+             "headers": [(b"api-key", b"k"), (b"content-type", b"application/json"),
+                         (b"host", b"emulator.local")],
+             "client": ("127.0.0.1", 1), "server": ("emulator.local", 80)}
+    sent: list[tuple[str, int]] = []
+
+    async def receive():
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message):
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            sent.append(("last byte", len(log)))
+
+    try:
+        asyncio.run(app(scope, receive, send))
+    finally:
+        app.state.emulator.close()
+    assert sent == [("last byte", 1)]
+    assert log[0].method == "POST" and log[0].path == "/openai/fine_tuning/jobs"
+    assert log[0].body["training_file"] == "file-missing" and log[0].status >= 400

@@ -290,14 +290,13 @@ class RequestLogMiddleware:
                 chunks.append(body)
             return message
 
-        async def send_and_see(message):
-            if message["type"] == "http.response.start":
-                status["code"] = message["status"]
-            await send(message)
+        recorded = False
 
-        try:
-            await self.app(scope, receive_and_keep, send_and_see)
-        finally:
+        def record() -> None:
+            nonlocal recorded
+            if recorded:
+                return
+            recorded = True
             body = None
             if keep_body and chunks and size <= _LOG_BODY_LIMIT:
                 try:
@@ -308,7 +307,7 @@ class RequestLogMiddleware:
                     body = None
             from .client import RecordedRequest
 
-            record = RecordedRequest(
+            entry = RecordedRequest(
                 method=scope["method"],
                 path=scope["path"],
                 query=dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"))),
@@ -317,4 +316,19 @@ class RequestLogMiddleware:
                 status=status["code"],
             )
             with self.emulator.log_lock:
-                self.emulator.request_log.append(record)
+                self.emulator.request_log.append(entry)
+
+        async def send_and_see(message):
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                # Recorded before the last byte leaves: a client that has its answer finds its
+                # request in the log (recorded after, a busy server thread could lag behind the
+                # client that reads the log next: a checker once saw 0 jobs created).
+                record()
+            await send(message)
+
+        try:
+            await self.app(scope, receive_and_keep, send_and_see)
+        finally:
+            record()
