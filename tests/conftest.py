@@ -4,13 +4,41 @@ a task) that grades in seconds."""
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURE_COURSE = REPO / "tests" / "fixtures" / "course"
+
+
+class _NoSparkConnectInWorkers:
+    """pytest-xdist's workers run with a bare ``__main__`` (no ``__spec__``, no ``__file__``),
+    which pyspark takes for its own doctests: importing ``pyspark.sql.connect`` without grpc then
+    calls ``sys.exit(0)`` instead of raising ImportError. MLflow imports it while it infers a
+    model signature (``_is_spark_df``), so ``log_model`` in a worker died with SystemExit (a
+    flaky failure, depending on which worker ran the file). Here the import fails the way it does
+    in any other process (a kernel, ``python -m pytest``): with ImportError."""
+
+    name = "pyspark.sql.connect"
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != self.name:
+            return
+        main = sys.modules.get("__main__")
+        if getattr(main, "__spec__", None) is not None or hasattr(main, "__file__"):
+            return
+        if importlib.util.find_spec("grpc") is not None:
+            return
+        raise ImportError(f"{fullname} needs grpc (not installed; pytest-xdist worker)")
+
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    sys.meta_path.insert(0, _NoSparkConnectInWorkers())
 
 
 def copy_fixture_course(dest: Path) -> Path:

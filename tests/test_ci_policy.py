@@ -189,3 +189,15 @@ def test_offline_sh_outside_ci_falls_back_with_a_warning(tmp_path) -> None:
     assert result.stdout.strip() == "the command ran 1"
     assert "running with HF_HUB_OFFLINE=1 only" in result.stderr
     assert "Operation not permitted" in result.stderr
+
+
+def test_spark_connect_fails_with_import_error_in_a_test_worker():
+    """In a pytest-xdist worker (a bare ``__main__``) pyspark took ``import pyspark.sql.connect``
+    for its doctests and called ``sys.exit(0)`` (MLflow's log_model imports it): tests/conftest.py
+    makes it raise ImportError there, as it does in any other process without grpc."""
+    code = ("import tests.conftest, mlflow.types.utils as u\n"
+            "print('spark dataframe:', u._is_spark_df(1))\n")
+    env = {**os.environ, "PYTEST_XDIST_WORKER": "gw0"}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, check=False,
+                          text=True, timeout=300)
+    assert proc.returncode == 0 and "spark dataframe: False" in proc.stdout, proc.stderr[-2000:]
