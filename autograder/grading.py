@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from autograder import report
+from autograder import gradebook, report
 from autograder.report import export, load_report, summary_table  # noqa: F401 - the public API
 
 #: The folder holding the course's ``nbgrader_config.py`` (this package's parent).
@@ -149,6 +149,7 @@ def release(root: Path | None = None, names: Iterable[str] | None = None) -> lis
     names = list(names) if names else assignments(root)
     if not names:
         raise GradingError(f"no assignment found under {root / 'source'}")
+    gradebook.create(root / "gradebook.db")  # without nbgrader's `alembic heads` subprocess
     out = []
     for name in names:
         check_assignment(root, name)
