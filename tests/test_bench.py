@@ -222,18 +222,35 @@ def test_cpu_accuracy_chooses_on_validation_only():
 def test_cpu_accuracy_keeps_a_stopped_sweep_and_resumes_only_the_same_code(
         tmp_path, capsys, monkeypatch):
     """A sweep writes its result after every training run, so a stopped one keeps what finished;
-    ``--resume`` trains only what is missing, and refuses rows measured with other code."""
+    ``--resume`` trains only what is missing, and refuses rows measured with other code.
+
+    The bookkeeping is under test here, not training (test_cpu_accuracy_smoke trains for real):
+    each training run is replaced by one that writes its checkpoint and returns a row of the same
+    shape, with made-up numbers, and looks at the result file as it stood before it ran."""
     from bench import cpu_accuracy
 
     written = []
-    real_train = cpu_accuracy.train_config
+    path = tmp_path / "cpu_accuracy.smoke.json"
 
-    def train_and_look(name, seed, *args):
-        path = tmp_path / "cpu_accuracy.smoke.json"
+    def fake_train(name, seed, overrides, fast, workdir, checkpoint, code, validation_start):
         written.append(json.loads(path.read_text()) if path.exists() else None)
-        return real_train(name, seed, *args)
+        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        checkpoint.write_bytes(f"{name}-{seed}".encode())
+        accuracy = 0.5 + 0.1 * list(cpu_accuracy.CONFIGS).index(name) / len(cpu_accuracy.CONFIGS)
+        return {"phase": "validation", "config": name, "seed": seed, **cpu_accuracy.stamp(code),
+                "validation_start": validation_start, "train_s": 1.0, "eval_s": 0.5,
+                "total_s": 2.0 + seed, "minutes": (2.0 + seed) / 60, "cpu_s": 3.0,
+                "accuracy": accuracy + seed / 100, "f1": accuracy, "precision": accuracy,
+                "recall": accuracy, "load_start": 0.1, "load_end": 0.2}
 
-    monkeypatch.setattr(cpu_accuracy, "train_config", train_and_look)
+    def fake_test(name, seed, overrides, fast, workdir, checkpoint, code, chosen_for):
+        assert checkpoint.read_bytes() == f"{name}-{seed}".encode(), "the weights it trained"
+        return {"phase": "test", "config": name, "seed": seed, **cpu_accuracy.stamp(code),
+                "chosen_for": chosen_for, "test_size": 16, "eval_s": 0.5, "accuracy": 0.6,
+                "f1": 0.6, "precision": 0.6, "recall": 0.6, "load_start": 0.1, "load_end": 0.2}
+
+    monkeypatch.setattr(cpu_accuracy, "train_config", fake_train)
+    monkeypatch.setattr(cpu_accuracy, "test_config", fake_test)
     work = str(tmp_path / "work")
     argv = ["--smoke", "--configs", "recipe,len64", "--seeds", "1,2", "--out-dir", str(tmp_path),
             "--work-dir", work]
@@ -246,7 +263,7 @@ def test_cpu_accuracy_keeps_a_stopped_sweep_and_resumes_only_the_same_code(
     # seed by seed: every configuration has a seed before any has a second
     assert [(r["config"], r["seed"]) for r in written[3]["measurements"]] == [
         ("recipe", 1), ("len64", 1), ("recipe", 2)]
-    final = json.loads((tmp_path / "cpu_accuracy.smoke.json").read_text())
+    final = json.loads(path.read_text())
     assert not any(n.startswith("partial") for n in final["notes"])
     phases = [(r["phase"], r["config"]) for r in final["measurements"]]
     assert phases.count(("validation", "recipe")) == phases.count(("validation", "len64")) == 2
@@ -257,10 +274,19 @@ def test_cpu_accuracy_keeps_a_stopped_sweep_and_resumes_only_the_same_code(
     assert cpu_accuracy.main([*more, "--resume"]) == 0
     capsys.readouterr()
     assert len(written) == 2, "only head-only trains, once per seed"
-    resumed = json.loads((tmp_path / "cpu_accuracy.smoke.json").read_text())
+    resumed = json.loads(path.read_text())
     old = [r for r in final["measurements"] if r["phase"] == "validation"]
     assert [r for r in resumed["measurements"] if r in old] == old
     assert any("carried over with --resume" in n for n in resumed["notes"])
+
+    # a kept row whose trained weights are gone is trained again, not reported without them
+    written.clear()
+    for checkpoint in Path(work).rglob("len64-2.pt"):
+        checkpoint.unlink()
+    assert cpu_accuracy.main([*more, "--resume"]) == 0
+    capsys.readouterr()
+    assert len(written) == 1, "len64 seed 2 only"
+    assert written[0]["measurements"], "the result file as it stood, before the retraining"
 
     # a row of other code (here: another helpers/classifier.py) is refused, by name
     stale = json.loads((tmp_path / "cpu_accuracy.smoke.json").read_text())
