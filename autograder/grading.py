@@ -3,7 +3,8 @@ parallel (each submission in its own process and working copy), feedback, CSV ex
 summary table with the reason behind each lost point.
 
 nbgrader grades submissions one after another (jupyter/nbgrader#174). Here each submission is
-graded by its own ``nbgrader autograde --student X`` process, in a private working copy of the
+graded by its own ``nbgrader autograde --student X`` process (forked from a server that imported
+nbgrader once: :mod:`autograder.nbgrader_runner`), in a private working copy of the
 course (``source/<assignment>`` and that one submission), writing into the shared gradebook
 (SQLite with ``?timeout=60``, so parallel writers wait instead of failing). Student code runs in
 the sandbox of :mod:`autograder.sandbox`.
@@ -116,18 +117,11 @@ def _env(root: Path, **extra: str) -> dict[str, str]:
 
 def nbgrader(args: list[str], root: Path, *, timeout: float | None = None,
              check: bool = True, **env: str) -> subprocess.CompletedProcess:
-    """Run ``python -m nbgrader ARGS`` on the course at ``root`` with the course's config."""
-    cmd = [sys.executable, "-m", "nbgrader", *args]
-    try:
-        result = subprocess.run(
-            cmd, cwd=CONFIG_DIR, env=_env(root, **env), capture_output=True, text=True,
-            timeout=timeout, check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        out = (exc.stdout or b"")
-        out = out.decode(errors="replace") if isinstance(out, bytes) else out
-        err = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else (exc.stderr or "")
-        return subprocess.CompletedProcess(cmd, 124, out, err + f"\ntimed out after {timeout:.0f} s")
+    """``python -m nbgrader ARGS`` on the course at ``root`` with the course's config (in a
+    process forked from one that imported nbgrader already: :mod:`autograder.nbgrader_runner`)."""
+    from autograder import nbgrader_runner
+
+    result = nbgrader_runner.run(args, CONFIG_DIR, _env(root, **env), timeout=timeout)
     if check and result.returncode != 0:
         raise GradingError(
             f"`nbgrader {' '.join(args)}` failed (exit {result.returncode}):\n"

@@ -1,0 +1,192 @@
+"""autograder.nbgrader_runner: an nbgrader command forked from the server behaves as
+`python -m nbgrader` does (arguments, working folder, environment, config file, output at the
+file-descriptor level, exit codes, time limit), one command's process shares nothing with
+another's, and nothing outlives the process that asked."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from autograder import nbgrader_runner as runner
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+#: A command that reads the config file (three times, as nbgrader does) and exits 0 once the
+#: config gives it an exchange folder it can list.
+LIST = ["list"]
+
+
+def _config(folder: Path, body: str) -> Path:
+    """A working folder whose nbgrader_config.py (read by nbgrader at start) runs ``body``, with
+    an exchange of its own for `nbgrader list`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "exchange").mkdir(exist_ok=True)
+    (folder / "nbgrader_config.py").write_text(
+        textwrap.dedent(body) + f"\nc = get_config()\nc.Exchange.root = {str(folder / 'exchange')!r}\n"
+        "c.CourseDirectory.course_id = 'course'\n")
+    return folder
+
+
+def _env(**extra: str) -> dict[str, str]:
+    return {**os.environ, **extra}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.fixture(params=["fork", "subprocess"])
+def mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("AUTOGRADER_NBGRADER", request.param)
+    return request.param
+
+
+def test_a_command_sees_its_folder_environment_and_config_and_its_output_is_captured(
+        tmp_path: Path, mode: str) -> None:
+    folder = _config(tmp_path / "work", """
+        import os, subprocess, sys
+        print("config read in", os.getcwd(), "mark", os.environ.get("MARK"))
+        print("on stderr", file=sys.stderr)
+        subprocess.run(["sh", "-c", "echo from a child process; echo child stderr >&2"])
+        sys.stdout.flush()
+    """)
+    done = runner.run(LIST, folder, _env(MARK="42"))
+    assert done.returncode == 0, done.stderr
+    assert f"config read in {folder} mark 42" in done.stdout
+    assert "from a child process" in done.stdout
+    assert "on stderr" in done.stderr and "child stderr" in done.stderr
+    assert "Released assignments" in done.stderr  # nbgrader's own log
+    assert done.args[1:3] == ["-m", "nbgrader"]
+
+
+def test_both_ways_give_the_same_answer_to_a_failing_command(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = _config(tmp_path / "work", f"get_config().CourseDirectory.root = "
+                                        f"{str(tmp_path / 'course')!r}")
+    answers = {}
+    for way in ("fork", "subprocess"):
+        monkeypatch.setenv("AUTOGRADER_NBGRADER", way)
+        done = runner.run(["generate_assignment", "no-such-assignment"], folder, _env())
+        answers[way] = (done.returncode, [line for line in done.stderr.splitlines()
+                                          if "ERROR" in line])
+    assert answers["fork"] == answers["subprocess"]
+    assert answers["fork"][0] != 0 and answers["fork"][1], answers
+
+
+def test_exit_codes_and_signals_are_reported_as_subprocess_does(tmp_path: Path, mode: str) -> None:
+    code = runner.run(LIST, _config(tmp_path / "a", "raise SystemExit(3)"), _env())
+    assert code.returncode == 3
+    killed = runner.run(LIST, _config(
+        tmp_path / "b", "import os, signal\nos.kill(os.getpid(), signal.SIGTERM)"), _env())
+    assert killed.returncode == -signal.SIGTERM
+
+
+def test_past_its_time_limit_a_command_is_killed_and_says_so(tmp_path: Path, mode: str) -> None:
+    folder = _config(tmp_path / "work", """
+        import os, sys, time
+        print(os.getpid(), flush=True)
+        time.sleep(120)
+    """)
+    start = time.monotonic()
+    done = runner.run(LIST, folder, _env(), timeout=3)
+    assert done.returncode == 124
+    assert done.stderr.rstrip().endswith("timed out after 3 s")
+    assert time.monotonic() - start < 60
+    if mode == "fork":  # the output up to the kill is kept, and the process is gone
+        pid = int(done.stdout.split()[0])
+        deadline = time.monotonic() + 10
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(pid)
+
+
+def test_commands_at_once_run_in_their_own_processes(tmp_path: Path) -> None:
+    results = {}
+
+    def one(name: str) -> None:
+        folder = _config(tmp_path / name, f"""
+            import os, time
+            import nbgrader
+            if not hasattr(nbgrader, "SHARED"):  # the config file is read three times
+                nbgrader.SHARED = sorted(getattr(nbgrader, "SEEN", set()) | {{{name!r}}})
+                nbgrader.SEEN = set(nbgrader.SHARED)
+                time.sleep(1)
+                print("pid", os.getpid(), "saw", nbgrader.SHARED, flush=True)
+        """)
+        results[name] = runner.run(LIST, folder, _env())
+
+    threads = [threading.Thread(target=one, args=(n,)) for n in ("first", "second", "third")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    pids = set()
+    for name, done in results.items():
+        assert done.returncode == 0, done.stderr
+        line = next(x for x in done.stdout.splitlines() if x.startswith("pid"))
+        assert line.endswith(f"saw ['{name}']"), line  # nothing of another command's
+        pids.add(line.split()[1])
+    assert len(pids) == 3
+
+
+def test_a_dead_server_is_started_again(tmp_path: Path) -> None:
+    folder = _config(tmp_path / "work", "")
+    assert runner.run(LIST, folder, _env()).returncode == 0
+    server = runner._server()
+    server.proc.kill()
+    server.proc.wait()
+    assert runner.run(LIST, folder, _env()).returncode == 0
+    assert server.proc.poll() is None
+
+
+def test_a_script_without_a_main_guard_and_nothing_outlives_it(tmp_path: Path) -> None:
+    """An instructor's script that grades at import time (no `if __name__ == "__main__"`) runs
+    once; when it ends, the server and a command still running end with it."""
+    quick = _config(tmp_path / "quick", "")
+    pid_file = tmp_path / "command.pid"
+    slow = _config(tmp_path / "slow", f"""
+        import os, time
+        open({str(pid_file)!r}, "w").write(str(os.getpid()))
+        time.sleep(120)
+    """)
+    script = tmp_path / "grade_everything.py"
+    script.write_text(textwrap.dedent(f"""
+        import os, sys, threading, time
+        sys.path.insert(0, {str(REPO)!r})
+        from autograder import nbgrader_runner as runner
+        print("script ran", flush=True)
+        done = runner.run(["list"], {str(quick)!r}, dict(os.environ))
+        assert done.returncode == 0, done.stderr
+        threading.Thread(target=runner.run, args=(["list"], {str(slow)!r}, dict(os.environ)),
+                         daemon=True).start()
+        while not os.path.exists({str(pid_file)!r}):
+            time.sleep(0.1)
+        print("server", runner._server().proc.pid, flush=True)
+        os._exit(0)
+    """))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=False,
+                          timeout=120, env=_env(AUTOGRADER_NBGRADER="fork"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("script ran") == 1, done.stdout
+    server = int(next(x for x in done.stdout.splitlines() if x.startswith("server")).split()[1])
+    command = int(pid_file.read_text())
+    deadline = time.monotonic() + 15
+    while (_alive(server) or _alive(command)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _alive(server), "the server outlived the script"
+    assert not _alive(command), "a command outlived the script"
