@@ -224,3 +224,27 @@ def test_grading_assets_taken_from_the_grader_only_when_every_folder_exists(
         assert sandbox.grading_assets() == tuple(p.resolve() for p in built)
     finally:
         sandbox.grading_assets.cache_clear()
+
+
+@pytest.mark.requires("sandbox")
+def test_the_kernel_cannot_reach_the_nbgrader_fork_server(tmp_path: Path) -> None:
+    """The server that forks nbgrader commands would run any config file it is pointed at,
+    outside the sandbox: its socket must be out of the kernel's sight and reach."""
+    from autograder import nbgrader_runner
+
+    path = nbgrader_runner._server().socket_path()
+    code = (
+        "import glob, os, socket\n"
+        f"print('seen', os.path.exists({path!r}))\n"
+        "print('found', glob.glob('/tmp/nbgrader-server-*') + glob.glob('/tmp/**/socket', recursive=True))\n"
+        "s = socket.socket(socket.AF_UNIX)\n"
+        "try:\n"
+        f"    s.connect({path!r})\n"
+        "    print('connected')\n"
+        "except OSError as error:\n"
+        "    print('refused', error.errno)\n"
+    )
+    done = _run_in_sandbox(tmp_path, code)
+    assert done.returncode == 0, done.stderr
+    assert "seen False" in done.stdout and "found []" in done.stdout, done.stdout
+    assert "refused" in done.stdout and "connected" not in done.stdout
