@@ -368,16 +368,23 @@ class CheckerProcess:
             self.env["AUTOGRADER_CHECKER_SOCKET_DIR"] = socket_dir
         self.proc: subprocess.Popen | None = None
 
-    def _start(self) -> subprocess.Popen:
+    def _start(self, notebook: str = "") -> subprocess.Popen:
+        """A fresh checker process: forked from the grading's checker server, which imported
+        what ``notebook``'s checks use already (:func:`autograder.nbgrader_runner.start_checker`),
+        else ``python -m autograder.checker``."""
+        from autograder import nbgrader_runner
+
         root = str(Path(__file__).resolve().parent.parent)
         env = dict(self.env)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "autograder.checker"], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL if not env.get(
-                "AUTOGRADER_CHECKER_DEBUG") else None,
-            text=True, env=env, cwd=root, bufsize=1,
-        )
+        quiet = not env.get("AUTOGRADER_CHECKER_DEBUG")
+        proc = nbgrader_runner.start_checker(notebook, env, root, quiet) if notebook else None
+        if proc is None:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "autograder.checker"], stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL if quiet else None,
+                text=True, env=env, cwd=root, bufsize=1,
+            )
         ready = self._receive(proc, 120)
         if ready.get("op") != "ready":
             proc.kill()
@@ -404,7 +411,7 @@ class CheckerProcess:
         deadline = time.monotonic() + CHECK_TIMEOUT
         try:
             if self.proc is None or self.proc.poll() is not None:
-                self.proc = self._start()
+                self.proc = self._start(notebook)
             proc = self.proc
             proc.stdin.write(json.dumps({"op": "check", "notebook": notebook,
                                          "grade_id": grade_id, "answers": answers or {}}) + "\n")

@@ -19,9 +19,21 @@ children import the caller's ``__main__`` script again (an instructor's script w
 ``AUTOGRADER_NBGRADER=subprocess`` runs ``python -m nbgrader`` instead (the plain command line),
 and so does any failure to start the server.
 
+The checker process of each graded submission (:mod:`autograder.checker`) is forked the same way,
+from a second server started in the checker's environment (:func:`autograder.sandbox.
+checker_env`): before its first fork for a notebook it imports what that notebook's checks use
+(their module's ``PRELOAD``: torch, transformers, scikit-learn, the emulator, ...), which a fresh
+checker would import again for every submission (5 to 10 s of CPU for the course's two
+assignments). The checker's pipes travel to the server with the request (``SCM_RIGHTS``). A
+request whose environment differs from the server's in anything but :data:`PER_RUN_ENV` is
+refused (modules read some variables when imported), and the grader then starts the checker as
+before (``python -m autograder.checker``), as it does when no server is there.
+
 Protocol, one Unix-socket connection per command (JSON lines): caller -> server
-``{"args", "cwd", "env", "out", "err"}``; server -> caller ``{"pid": N}``, then, when it ends,
-``{"exit": code}`` (a negative code is the signal that ended it, as in :mod:`subprocess`).
+``{"args", "cwd", "env", "out", "err"}`` (an nbgrader command) or ``{"kind": "checker",
+"notebook", "cwd", "env", "quiet"}`` with the checker's stdin and stdout attached; server ->
+caller ``{"pid": N}`` (or ``{"refused": why}``), then, when it ends, ``{"exit": code}`` (a
+negative code is the signal that ended it, as in :mod:`subprocess`).
 """
 
 from __future__ import annotations
@@ -36,12 +48,27 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
-#: What the server imports before its first fork.
+#: What the server imports before its first fork (the checker server: only the checker; each
+#: notebook's checks add their own ``PRELOAD`` when the first checker for it is asked for).
 PRELOAD = ("nbgrader.apps.nbgraderapp",)
+CHECKER_PRELOAD = ("autograder.checker",)
 #: Seconds the server may take to import nbgrader and answer "ready".
 START_TIMEOUT = 120
+#: Seconds a checker request waits for the checker server's socket to appear.
+SOCKET_WAIT = 20
+#: Where a grading's nbgrader command finds the checker server (set by :func:`run`).
+CHECKER_SERVER_ENV = "AUTOGRADER_CHECKER_SERVER"
+#: Variables a checker request may set differently from the checker server's environment: they
+#: differ per grading run or per submission and no module reads them when it is imported.
+PER_RUN_ENV = frozenset({
+    "NBG_ROOT", "NBG_DB_URL", "PATH", "PYTHONPATH", "COURSE_CELL_TIMEOUT", "AUTOGRADER_ASSET_DIRS",
+    "AUTOGRADER_CHECKER_SOCKET_DIR", CHECKER_SERVER_ENV, "AUTOGRADER_LIMITS", "AUTOGRADER_SANDBOX",
+    "JPY_PARENT_PID", "NBGRADER_EXECUTION", "OLDPWD", "PWD", "PYTEST_CURRENT_TEST", "_",
+})
 
 
 # --------------------------------------------------------------------------- the server
@@ -77,15 +104,70 @@ def _become_nbgrader(request: dict) -> int:
     return code
 
 
+def _become_checker(request: dict, fds: list[int]) -> int:
+    """In a forked child: ``python -m autograder.checker`` on the pipes ``fds`` (stdin, stdout)."""
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+    extra = [p for p in request["env"].get("PYTHONPATH", "").split(os.pathsep) if p]
+    sys.path[:0] = [*extra, request["cwd"]]
+    os.dup2(fds[0], 0)
+    os.dup2(fds[1], 1)
+    if request.get("quiet", True):
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 2)
+        os.close(null)
+    for fd in fds:
+        os.close(fd)
+    sys.stdin = open(0, closefd=False)  # noqa: SIM115 - the process's own stdin, for its life
+    from autograder.checker import _serve
+
+    return _serve()
+
+
+def _preload_checks(notebook: str, done: set[str]) -> None:
+    """Import what ``notebook``'s checks use, once, in the server (``module`` or
+    ``module:name`` for a name a package resolves lazily). A failure is left to the checker."""
+    import importlib
+
+    if notebook in done:
+        return
+    done.add(notebook)
+    try:
+        from autograder import checker
+
+        module = importlib.import_module(checker.CHECK_MODULES[notebook])
+        for spec in getattr(module, "PRELOAD", ()):
+            name, _, attribute = spec.partition(":")
+            loaded = importlib.import_module(name)
+            if attribute:
+                getattr(loaded, attribute)
+    except Exception:  # noqa: BLE001, S110 - the checker imports it again and reports the error
+        pass
+
+
+def _refusal(request: dict, started_with: dict[str, str]) -> str | None:
+    """Why a checker request cannot be forked here (its environment differs from the one the
+    server started with, before any import could add to it), or None."""
+    if request.get("kind") != "checker":
+        return None
+    env = request.get("env", {})
+    differ = sorted(k for k in set(env) | set(started_with)
+                    if k not in PER_RUN_ENV and env.get(k) != started_with.get(k))
+    return f"environment differs in {differ[:5]}" if differ else None
+
+
 def _exit_code(status: int) -> int:
     return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
 
 
-def serve(path: str) -> int:
-    """Import nbgrader, listen on the Unix socket ``path``, fork one child per request."""
+def serve(path: str, role: str = "nbgrader") -> int:
+    """Import nbgrader (or, as the checker server, the checker), listen on the Unix socket
+    ``path``, fork one child per request."""
     import importlib
 
-    for name in PRELOAD:
+    started_with = dict(os.environ)  # imports may add to it (torch: KMP_* variables)
+    for name in CHECKER_PRELOAD if role == "checker" else PRELOAD:
         importlib.import_module(name)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
@@ -95,6 +177,7 @@ def serve(path: str) -> int:
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)  # wakes select through the pipe
     children: dict[int, socket.socket] = {}
+    preloaded: set[str] = set()
     sys.stdout.write("ready\n")
     sys.stdout.flush()
     stdin = sys.stdin.fileno()
@@ -117,10 +200,19 @@ def serve(path: str) -> int:
         if listener in readable:
             conn, _ = listener.accept()
             try:
-                request = json.loads(conn.makefile("r").readline())
+                request, fds = _receive_request(conn)
             except (OSError, ValueError):
                 conn.close()
                 continue
+            why = _refusal(request, started_with)
+            if why is not None:
+                _send(conn, {"refused": why})
+                conn.close()
+                for fd in fds:
+                    os.close(fd)
+                continue
+            if request.get("kind") == "checker":
+                _preload_checks(str(request.get("notebook")), preloaded)
             pid = os.fork()
             if pid == 0:  # the child: nothing of the server's is kept
                 signal.set_wakeup_fd(-1)
@@ -131,13 +223,33 @@ def serve(path: str) -> int:
                     os.close(fd)
                 code = 1
                 try:
-                    code = _become_nbgrader(request)
+                    if request.get("kind") == "checker":
+                        code = _become_checker(request, fds)
+                    else:
+                        code = _become_nbgrader(request)
+                except SystemExit as stop:
+                    code = stop.code if isinstance(stop.code, int) else 0
                 finally:
                     sys.stdout.flush()
                     sys.stderr.flush()
                     os._exit(code)
+            for fd in fds:
+                os.close(fd)
             children[pid] = conn
             _send(conn, {"pid": pid})
+
+
+def _receive_request(conn: socket.socket) -> tuple[dict, list[int]]:
+    """One JSON request line, and the file descriptors sent with it."""
+    data, fds, _, _ = socket.recv_fds(conn, 1 << 16, 2)
+    while not data.endswith(b"\n"):
+        chunk = conn.recv(1 << 16)
+        if not chunk:
+            for fd in fds:
+                os.close(fd)
+            raise ValueError("the request ended before its end of line")
+        data += chunk
+    return json.loads(data), list(fds)
 
 
 def _send(conn: socket.socket, message: dict) -> None:
@@ -157,28 +269,36 @@ def _kill(pid: int) -> None:
 # --------------------------------------------------------------------------- the caller's side
 
 class _Server:
-    """The fork server of this process, started on first use (and again if it died)."""
+    """A fork server of this process, started on first use (and again if it died); ``env``
+    gives the environment it starts with (default: this process's)."""
 
-    def __init__(self) -> None:
+    def __init__(self, env: Callable[[], dict[str, str]] | None = None,
+                 role: str = "nbgrader") -> None:
         self.lock = threading.Lock()
+        self.env, self.role = env, role
         self.proc: subprocess.Popen | None = None
         self.folder: str | None = None
 
-    def socket_path(self) -> str:
+    def socket_path(self, wait: bool = True) -> str:
+        """The server's socket; ``wait=False`` does not wait for it to be ready (a caller then
+        finds the socket once it is, see :func:`start_checker`)."""
         with self.lock:
             if self.proc is None or self.proc.poll() is not None:
-                self._start()
+                self._start(wait)
             return os.path.join(self.folder, "socket")
 
-    def _start(self) -> None:
+    def _start(self, wait: bool = True) -> None:
         self.folder = tempfile.mkdtemp(prefix="nbgrader-server-")
         path = os.path.join(self.folder, "socket")
         package_parent = str(Path(__file__).resolve().parent.parent)
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-            p for p in (package_parent, os.environ.get("PYTHONPATH", "")) if p))
+        base = self.env() if self.env is not None else dict(os.environ)
+        env = dict(base, PYTHONPATH=os.pathsep.join(
+            p for p in (package_parent, base.get("PYTHONPATH", "")) if p))
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "autograder.nbgrader_runner", path], env=env,
+            [sys.executable, "-m", "autograder.nbgrader_runner", path, self.role], env=env,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, close_fds=True)
+        if not wait:
+            return
         ready, _, _ = select.select([self.proc.stdout], [], [], START_TIMEOUT)
         if not ready or self.proc.stdout.readline().strip() != "ready":
             self.proc.kill()
@@ -188,6 +308,19 @@ class _Server:
 @functools.cache
 def _server() -> _Server:
     return _Server()
+
+
+def _checker_env() -> dict[str, str]:
+    from autograder import sandbox
+
+    env = sandbox.checker_env()
+    env.pop("PYTHONPATH", None)
+    return env
+
+
+@functools.cache
+def _checker_server() -> _Server:
+    return _Server(_checker_env, role="checker")
 
 
 def forking() -> bool:
@@ -206,6 +339,13 @@ def run(args: list[str], cwd: Path, env: dict[str, str],
         except (OSError, RuntimeError):
             path = None
         if path is not None:
+            env = dict(env)
+            env.pop(CHECKER_SERVER_ENV, None)
+            if args[:1] == ["autograde"]:
+                try:
+                    env[CHECKER_SERVER_ENV] = _checker_server().socket_path(wait=False)
+                except (OSError, RuntimeError):
+                    pass
             return _run_forked(cmd, path, args, cwd, env, timeout)
     try:
         return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True,
@@ -243,6 +383,85 @@ def _run_forked(cmd: list[str], path: str, args: list[str], cwd: Path, env: dict
     return subprocess.CompletedProcess(cmd, code, stdout, stderr)
 
 
+class ForkedProcess:
+    """A process forked by a server, as much of :class:`subprocess.Popen` as the checker's
+    handle uses: ``stdin``, ``stdout`` (text, line-buffered), ``poll``, ``wait``, ``kill``."""
+
+    def __init__(self, pid: int, conn: socket.socket, lines: _Lines, stdin, stdout) -> None:
+        self.pid, self.conn, self.lines = pid, conn, lines
+        self.stdin, self.stdout = stdin, stdout
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                answer = self.lines.next(0.0)
+            except (TimeoutError, BlockingIOError):
+                return None
+            self._ended(answer)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self.returncode is None:
+            try:
+                answer = self.lines.next(timeout)
+            except TimeoutError:
+                raise subprocess.TimeoutExpired(["autograder.checker"], timeout) from None
+            self._ended(answer)
+        return self.returncode
+
+    def kill(self) -> None:
+        if self.returncode is None:
+            _kill(self.pid)
+
+    def _ended(self, answer: dict | None) -> None:
+        self.returncode = int(answer["exit"]) if answer and "exit" in answer else 1
+        for stream in (self.stdin, self.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass
+        self.conn.close()
+
+
+def start_checker(notebook: str, env: dict[str, str], cwd: str,
+                  quiet: bool = True) -> ForkedProcess | None:
+    """A checker process for ``notebook`` forked from this grading's checker server (its socket
+    in ``CHECKER_SERVER_ENV``); None when there is none, or it refused or failed: the caller
+    then starts ``python -m autograder.checker`` itself."""
+    path = os.environ.get(CHECKER_SERVER_ENV)
+    if not path:
+        return None
+    deadline = time.monotonic() + SOCKET_WAIT
+    while not os.path.exists(path):  # the server may still be starting
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.05)
+    child_in, parent_in = os.pipe()
+    parent_out, child_out = os.pipe()
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        conn.connect(path)
+        request = {"kind": "checker", "notebook": notebook, "cwd": cwd, "env": dict(env),
+                   "quiet": quiet}
+        socket.send_fds(conn, [(json.dumps(request) + "\n").encode()], [child_in, child_out])
+        lines = _Lines(conn)
+        answer = lines.next(START_TIMEOUT)
+    except (OSError, ValueError):
+        answer = None
+    finally:
+        os.close(child_in)
+        os.close(child_out)
+    if not answer or "pid" not in answer:
+        conn.close()
+        os.close(parent_in)
+        os.close(parent_out)
+        return None
+    return ForkedProcess(int(answer["pid"]), conn, lines,
+                         open(parent_in, "w", buffering=1),
+                         open(parent_out))
+
+
 class _Lines:
     """JSON lines from a socket, each read with its own time limit (``TimeoutError`` past it;
     the next read goes on where it stopped). None when the server closed the connection."""
@@ -268,4 +487,4 @@ def _text(data: bytes | str | None) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(serve(sys.argv[1]))
+    sys.exit(serve(sys.argv[1], *sys.argv[2:3]))

@@ -190,3 +190,76 @@ def test_a_script_without_a_main_guard_and_nothing_outlives_it(tmp_path: Path) -
         time.sleep(0.2)
     assert not _alive(server), "the server outlived the script"
     assert not _alive(command), "a command outlived the script"
+
+
+def _checker_request_env() -> dict[str, str]:
+    from autograder import sandbox
+
+    return {**sandbox.checker_env(), "PYTHONPATH": str(REPO)}
+
+
+def test_a_checker_is_forked_ready_answers_and_ends(monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    monkeypatch.setenv(runner.CHECKER_SERVER_ENV, runner._checker_server().socket_path())
+    proc = runner.start_checker("selftest", _checker_request_env(), str(REPO))
+    assert isinstance(proc, runner.ForkedProcess)
+    assert json.loads(proc.stdout.readline()) == {"op": "ready"}
+    assert proc.poll() is None
+    proc.stdin.write(json.dumps({"op": "check", "notebook": "selftest", "grade_id": "no-such-test",
+                                 "answers": {}}) + "\n")
+    proc.stdin.flush()
+    verdict = json.loads(proc.stdout.readline())
+    assert verdict["op"] == "verdict" and verdict["ok"] is False, verdict
+    proc.stdin.write(json.dumps({"op": "quit"}) + "\n")
+    proc.stdin.flush()
+    assert proc.wait(30) == 0
+
+    other = runner.start_checker("selftest", _checker_request_env(), str(REPO))
+    assert other.pid != proc.pid
+    other.kill()
+    assert other.wait(30) == -signal.SIGKILL
+
+
+def test_a_checker_in_another_environment_is_not_forked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Modules the server imported read some variables when imported (offline flags, cache
+    folders): a request that sets them otherwise gets no fork, and the grader starts its own
+    checker (CheckerProcess falls back to python -m autograder.checker)."""
+    from autograder import checker
+
+    monkeypatch.setenv(runner.CHECKER_SERVER_ENV, runner._checker_server().socket_path())
+    env = {**_checker_request_env(), "HF_HUB_OFFLINE": "0"}
+    assert runner.start_checker("selftest", env, str(REPO)) is None
+    # per-run variables may differ
+    env = {**_checker_request_env(), "NBG_ROOT": "/elsewhere", "COURSE_CELL_TIMEOUT": "5"}
+    forked = runner.start_checker("selftest", env, str(REPO))
+    assert isinstance(forked, runner.ForkedProcess)
+    forked.kill()
+    forked.wait(30)
+    # and without a server at all, the handle starts the plain process
+    monkeypatch.delenv(runner.CHECKER_SERVER_ENV)
+    handle = checker.CheckerProcess(_checker_request_env())
+    proc = handle._start("selftest")
+    try:
+        assert isinstance(proc, subprocess.Popen)
+    finally:
+        handle.proc = proc
+        handle.close()
+
+
+def test_the_checker_server_imports_what_a_notebook_s_checks_use_before_forking(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The point of the server: a forked checker finds its checks' heavy modules imported."""
+    from autograder.checks import gpt2_imdb
+
+    monkeypatch.setenv(runner.CHECKER_SERVER_ENV, runner._checker_server().socket_path())
+    proc = runner.start_checker("gpt2_imdb", _checker_request_env(), str(REPO), quiet=False)
+    assert isinstance(proc, runner.ForkedProcess)
+    import json
+
+    assert json.loads(proc.stdout.readline()) == {"op": "ready"}
+    status = Path(f"/proc/{proc.pid}/maps").read_text()
+    assert "libtorch" in status, "torch was not loaded before the fork"
+    assert {spec.partition(":")[0] for spec in gpt2_imdb.PRELOAD} >= {"torch", "sklearn.metrics"}
+    proc.kill()
+    proc.wait(30)

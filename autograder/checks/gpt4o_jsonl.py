@@ -20,6 +20,13 @@ from autograder.checker import CheckFailed, Probe, check, raised
 from autograder.reference import tokens as reference
 
 CHECKS: dict = {}
+#: What these checks import (the emulator they serve, its training stack, the SDK), for the
+#: checker server to import once before it forks a checker per submission
+#: (autograder.nbgrader_runner); "module:name" resolves a lazily loaded name.
+PRELOAD = ("torch", "peft", "transformers:AutoModelForCausalLM", "transformers:AutoTokenizer",
+           "transformers:LlamaConfig", "transformers:LlamaForCausalLM", "uvicorn", "httpx",
+           "openai", "fastapi.testclient", "helpers.emulator.app", "helpers.emulator.client",
+           "helpers.emulator.training", "helpers.azure", "autograder.check_emulator")
 
 SEED = 105
 #: The base model a job must be for: the emulator's versioned gpt-4o (the grading kernel talks
