@@ -27,7 +27,8 @@ checker would import again for every submission (5 to 10 s of CPU for the course
 assignments). The checker's pipes travel to the server with the request (``SCM_RIGHTS``). A
 request whose environment differs from the server's in anything but :data:`PER_RUN_ENV` is
 refused (modules read some variables when imported), and the grader then starts the checker as
-before (``python -m autograder.checker``), as it does when no server is there.
+before (``python -m autograder.checker``), as it does when no server is there. The same rule holds
+for nbgrader commands: one the server refuses, or cannot start, runs as ``python -m nbgrader``.
 
 Protocol, one Unix-socket connection per command (JSON lines): caller -> server
 ``{"args", "cwd", "env", "out", "err"}`` (an nbgrader command) or ``{"kind": "checker",
@@ -42,6 +43,7 @@ import functools
 import json
 import os
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -62,11 +64,12 @@ START_TIMEOUT = 120
 SOCKET_WAIT = 20
 #: Where a grading's nbgrader command finds the checker server (set by :func:`run`).
 CHECKER_SERVER_ENV = "AUTOGRADER_CHECKER_SERVER"
-#: Variables a checker request may set differently from the checker server's environment: they
-#: differ per grading run or per submission and no module reads them when it is imported.
+#: Variables a request may set differently from its server's start environment: they differ per
+#: grading run or per submission and no module the server imports reads them when imported.
 PER_RUN_ENV = frozenset({
     "NBG_ROOT", "NBG_DB_URL", "PATH", "PYTHONPATH", "COURSE_CELL_TIMEOUT", "AUTOGRADER_ASSET_DIRS",
     "AUTOGRADER_CHECKER_SOCKET_DIR", CHECKER_SERVER_ENV, "AUTOGRADER_LIMITS", "AUTOGRADER_SANDBOX",
+    "AUTOGRADER_NBGRADER",
     "JPY_PARENT_PID", "NBGRADER_EXECUTION", "OLDPWD", "PWD", "PYTEST_CURRENT_TEST", "_",
 })
 
@@ -110,7 +113,7 @@ def _become_checker(request: dict, fds: list[int]) -> int:
     os.environ.clear()
     os.environ.update(request["env"])
     extra = [p for p in request["env"].get("PYTHONPATH", "").split(os.pathsep) if p]
-    sys.path[:0] = [*extra, request["cwd"]]
+    sys.path[:0] = [request["cwd"], *extra]  # as `python -m autograder.checker` would start
     os.dup2(fds[0], 0)
     os.dup2(fds[1], 1)
     if request.get("quiet", True):
@@ -147,10 +150,8 @@ def _preload_checks(notebook: str, done: set[str]) -> None:
 
 
 def _refusal(request: dict, started_with: dict[str, str]) -> str | None:
-    """Why a checker request cannot be forked here (its environment differs from the one the
-    server started with, before any import could add to it), or None."""
-    if request.get("kind") != "checker":
-        return None
+    """Why a request cannot be forked here (its environment differs from the one the server
+    started with, before any import could add to it, outside :data:`PER_RUN_ENV`), or None."""
     env = request.get("env", {})
     differ = sorted(k for k in set(env) | set(started_with)
                     if k not in PER_RUN_ENV and env.get(k) != started_with.get(k))
@@ -186,6 +187,8 @@ def serve(path: str, role: str = "nbgrader") -> int:
         if stdin in readable and not os.read(stdin, 4096):  # the caller is gone
             for pid in children:
                 _kill(pid)
+            listener.close()
+            shutil.rmtree(os.path.dirname(path), ignore_errors=True)
             return 0
         if wake_r in readable:
             os.read(wake_r, 4096)
@@ -288,6 +291,8 @@ class _Server:
             return os.path.join(self.folder, "socket")
 
     def _start(self, wait: bool = True) -> None:
+        if self.folder is not None:  # a server that died: its folder goes with it
+            shutil.rmtree(self.folder, ignore_errors=True)
         self.folder = tempfile.mkdtemp(prefix="nbgrader-server-")
         path = os.path.join(self.folder, "socket")
         package_parent = str(Path(__file__).resolve().parent.parent)
@@ -346,13 +351,20 @@ def run(args: list[str], cwd: Path, env: dict[str, str],
                     env[CHECKER_SERVER_ENV] = _checker_server().socket_path(wait=False)
                 except (OSError, RuntimeError):
                     pass
-            return _run_forked(cmd, path, args, cwd, env, timeout)
+            try:
+                return _run_forked(cmd, path, args, cwd, env, timeout)
+            except _NotStarted:
+                pass
     try:
         return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True,
                               timeout=timeout, check=False)
     except subprocess.TimeoutExpired as exc:
         return subprocess.CompletedProcess(cmd, 124, _text(exc.stdout), _text(exc.stderr)
                                            + f"\ntimed out after {timeout:.0f} s")
+
+
+class _NotStarted(Exception):
+    """The server did not start the command (it refused it, or went away first)."""
 
 
 def _run_forked(cmd: list[str], path: str, args: list[str], cwd: Path, env: dict[str, str],
@@ -362,11 +374,17 @@ def _run_forked(cmd: list[str], path: str, args: list[str], cwd: Path, env: dict
         out.touch()
         err.touch()
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-            conn.connect(path)
+            try:
+                conn.connect(path)
+            except OSError as error:
+                raise _NotStarted(str(error)) from None
             conn.sendall((json.dumps({"args": list(args), "cwd": str(cwd), "env": dict(env),
                                       "out": str(out), "err": str(err)}) + "\n").encode())
             lines = _Lines(conn)
-            pid = lines.next(None)["pid"]
+            started = lines.next(None)
+            if not started or "pid" not in started:
+                raise _NotStarted(str((started or {}).get("refused", "no answer")))
+            pid = started["pid"]
             timed_out = False
             try:
                 answer = lines.next(timeout)

@@ -60,18 +60,40 @@ def test_a_command_sees_its_folder_environment_and_config_and_its_output_is_capt
         tmp_path: Path, mode: str) -> None:
     folder = _config(tmp_path / "work", """
         import os, subprocess, sys
-        print("config read in", os.getcwd(), "mark", os.environ.get("MARK"))
+        print("config read in", os.getcwd(), "mark", os.environ.get("COURSE_CELL_TIMEOUT"))
+        print("parent", os.getppid())
         print("on stderr", file=sys.stderr)
         subprocess.run(["sh", "-c", "echo from a child process; echo child stderr >&2"])
         sys.stdout.flush()
     """)
-    done = runner.run(LIST, folder, _env(MARK="42"))
+    done = runner.run(LIST, folder, _env(COURSE_CELL_TIMEOUT="42"))
     assert done.returncode == 0, done.stderr
     assert f"config read in {folder} mark 42" in done.stdout
+    forked = f"parent {runner._server().proc.pid}" in done.stdout if mode == "fork" else False
+    assert forked == (mode == "fork"), "the fork server ran it exactly when asked to"
     assert "from a child process" in done.stdout
     assert "on stderr" in done.stderr and "child stderr" in done.stderr
     assert "Released assignments" in done.stderr  # nbgrader's own log
     assert done.args[1:3] == ["-m", "nbgrader"]
+
+
+def test_a_command_in_another_environment_runs_as_the_command_line(tmp_path: Path) -> None:
+    """Modules the server imported may have read a variable when imported: a command whose
+    environment differs from the server's (outside the per-run variables) is not forked, it
+    runs as `python -m nbgrader`, with that environment."""
+    folder = _config(tmp_path / "work", """
+        import os
+        print("parent", os.getppid(), "offline", os.environ.get("HF_HUB_OFFLINE"))
+    """)
+    runner._server().socket_path()
+    server = runner._server().proc.pid
+    other = "0" if os.environ.get("HF_HUB_OFFLINE") == "1" else "1"
+    done = runner.run(LIST, folder, _env(HF_HUB_OFFLINE=other))
+    assert done.returncode == 0, done.stderr
+    line = next(x for x in done.stdout.splitlines() if x.startswith("parent"))
+    assert line.endswith(f"offline {other}") and f"parent {server} " not in line + " ", line
+    same = runner.run(LIST, folder, _env())
+    assert f"parent {server} " in same.stdout, "the same environment is forked"
 
 
 def test_both_ways_give_the_same_answer_to_a_failing_command(tmp_path: Path,
@@ -176,20 +198,22 @@ def test_a_script_without_a_main_guard_and_nothing_outlives_it(tmp_path: Path) -
                          daemon=True).start()
         while not os.path.exists({str(pid_file)!r}):
             time.sleep(0.1)
-        print("server", runner._server().proc.pid, flush=True)
+        print("server", runner._server().proc.pid, runner._server().folder, flush=True)
         os._exit(0)
     """))
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=False,
                           timeout=120, env=_env(AUTOGRADER_NBGRADER="fork"), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("script ran") == 1, done.stdout
-    server = int(next(x for x in done.stdout.splitlines() if x.startswith("server")).split()[1])
+    _, pid, folder = next(x for x in done.stdout.splitlines() if x.startswith("server")).split()
+    server = int(pid)
     command = int(pid_file.read_text())
     deadline = time.monotonic() + 15
     while (_alive(server) or _alive(command)) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not _alive(server), "the server outlived the script"
     assert not _alive(command), "a command outlived the script"
+    assert not Path(folder).exists(), "the server left its socket folder behind"
 
 
 def _checker_request_env() -> dict[str, str]:
@@ -263,3 +287,25 @@ def test_the_checker_server_imports_what_a_notebook_s_checks_use_before_forking(
     assert {spec.partition(":")[0] for spec in gpt2_imdb.PRELOAD} >= {"torch", "sklearn.metrics"}
     proc.kill()
     proc.wait(30)
+
+
+@pytest.mark.requires("sandbox")
+def test_grading_scores_the_same_forked_and_from_the_command_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same submissions (honest ones and a forgery), graded through the fork servers and
+    through plain `python -m nbgrader` / `python -m autograder.checker`: the same scores, cell by
+    cell, and the same reasons."""
+    from autograder import grading, samples
+    from tests.conftest import copy_fixture_course
+
+    kinds = ["perfect", "partial", "empty", "hook-result"]
+    found = {}
+    for way in ("fork", "subprocess"):
+        monkeypatch.setenv("AUTOGRADER_NBGRADER", way)
+        root = copy_fixture_course(tmp_path / way / "course")
+        samples.write_samples(root, "selftest", kinds)
+        found[way] = {r.student: (r.status, r.auto_score, r.cells, sorted(r.reasons))
+                      for r in grading.grade(root, "selftest", jobs=2, timeout=6)}
+    assert found["fork"] == found["subprocess"]
+    assert found["fork"]["perfect"][1] == 3 and found["fork"]["empty"][1] == 0
+    assert found["fork"]["hook-result"][1] == found["fork"]["empty"][1]
