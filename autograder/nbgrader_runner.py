@@ -12,7 +12,7 @@ that kills it.
 
 The server is single-threaded (it only imports modules, forks, and reports exits), so every
 fork starts from the same clean state; it ends, killing what it started, when the process that
-started it goes away (its stdin closes). It is not :mod:`multiprocessing`'s forkserver, whose
+started it goes away (its stdin closes), and removes its socket folder. It is not :mod:`multiprocessing`'s forkserver, whose
 children import the caller's ``__main__`` script again (an instructor's script without an
 ``if __name__ == "__main__"`` guard would run itself once per submission).
 
@@ -24,11 +24,14 @@ from a second server started in the checker's environment (:func:`autograder.san
 checker_env`): before its first fork for a notebook it imports what that notebook's checks use
 (their module's ``PRELOAD``: torch, transformers, scikit-learn, the emulator, ...), which a fresh
 checker would import again for every submission (5 to 10 s of CPU for the course's two
-assignments). The checker's pipes travel to the server with the request (``SCM_RIGHTS``). A
-request whose environment differs from the server's in anything but :data:`PER_RUN_ENV` is
-refused (modules read some variables when imported), and the grader then starts the checker as
-before (``python -m autograder.checker``), as it does when no server is there. The same rule holds
-for nbgrader commands: one the server refuses, or cannot start, runs as ``python -m nbgrader``.
+assignments). The checker's pipes travel to the server with the request (``SCM_RIGHTS``).
+
+Modules read some variables when they are imported (offline flags, cache folders), so a server
+is started in the environment of the requests it serves: a request whose environment differs
+in anything but :data:`PER_RUN_ENV` gets a new server started in it, and the old one finishes
+what it runs, then ends (``retire`` on its stdin). A request that still reaches a server of
+another environment is refused, and runs as the plain command (``python -m nbgrader``, or
+``python -m autograder.checker`` started by the grader), as it does when no server is there.
 
 Protocol, one Unix-socket connection per command (JSON lines): caller -> server
 ``{"args", "cwd", "env", "out", "err"}`` (an nbgrader command) or ``{"kind": "checker",
@@ -51,7 +54,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 #: What the server imports before its first fork (the checker server: only the checker; each
@@ -182,14 +184,26 @@ def serve(path: str, role: str = "nbgrader") -> int:
     sys.stdout.write("ready\n")
     sys.stdout.flush()
     stdin = sys.stdin.fileno()
+    retiring = False
     while True:
-        readable, _, _ = select.select([listener, wake_r, stdin], [], [])
-        if stdin in readable and not os.read(stdin, 4096):  # the caller is gone
-            for pid in children:
-                _kill(pid)
+        if retiring and not children:
             listener.close()
             shutil.rmtree(os.path.dirname(path), ignore_errors=True)
             return 0
+        waiting = [wake_r, stdin] if retiring else [listener, wake_r, stdin]
+        readable, _, _ = select.select(waiting, [], [])
+        if stdin in readable:
+            said = os.read(stdin, 4096)
+            if not said:  # the caller is gone: so is everything it started
+                for pid in children:
+                    _kill(pid)
+                listener.close()
+                shutil.rmtree(os.path.dirname(path), ignore_errors=True)
+                return 0
+            if b"retire" in said:  # replaced: finish what runs, start nothing more
+                retiring = True
+                listener.close()
+                readable = [r for r in readable if r is not listener]
         if wake_r in readable:
             os.read(wake_r, 4096)
         while children:
@@ -271,32 +285,54 @@ def _kill(pid: int) -> None:
 
 # --------------------------------------------------------------------------- the caller's side
 
-class _Server:
-    """A fork server of this process, started on first use (and again if it died); ``env``
-    gives the environment it starts with (default: this process's)."""
+def _env_key(env: dict[str, str]) -> frozenset:
+    """What of an environment a server's imports may have read: all but :data:`PER_RUN_ENV`."""
+    return frozenset((k, v) for k, v in env.items() if k not in PER_RUN_ENV)
 
-    def __init__(self, env: Callable[[], dict[str, str]] | None = None,
-                 role: str = "nbgrader") -> None:
+
+class _Server:
+    """This process's fork server of one role, started on first use in the environment of the
+    request at hand, and replaced by a new one when a request comes with another environment
+    (outside :data:`PER_RUN_ENV`) or the server died. A replaced server finishes what it runs,
+    then ends."""
+
+    def __init__(self, role: str = "nbgrader") -> None:
         self.lock = threading.Lock()
-        self.env, self.role = env, role
+        self.role = role
         self.proc: subprocess.Popen | None = None
         self.folder: str | None = None
+        self.key: frozenset | None = None
+        # replaced servers still finishing: kept, since closing their stdin (which dropping the
+        # handle does) would tell them their caller is gone and kill what they run
+        self.retired: list[subprocess.Popen] = []
 
-    def socket_path(self, wait: bool = True) -> str:
-        """The server's socket; ``wait=False`` does not wait for it to be ready (a caller then
-        finds the socket once it is, see :func:`start_checker`)."""
+    def socket_path(self, env: dict[str, str], wait: bool = True) -> str:
+        """The socket of a server started with ``env``; ``wait=False`` does not wait for it to
+        be ready (a caller then finds the socket once it is, see :func:`start_checker`)."""
+        key = _env_key(env)
         with self.lock:
-            if self.proc is None or self.proc.poll() is not None:
-                self._start(wait)
+            if self.proc is None or self.proc.poll() is not None or self.key != key:
+                self._retire()
+                self._start(env, wait)
+                self.key = key
             return os.path.join(self.folder, "socket")
 
-    def _start(self, wait: bool = True) -> None:
-        if self.folder is not None:  # a server that died: its folder goes with it
+    def _retire(self) -> None:
+        self.retired = [proc for proc in self.retired if proc.poll() is None]
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                self.proc.stdin.write("retire\n")
+                self.proc.stdin.flush()
+                self.retired.append(self.proc)
+            except OSError:
+                pass
+        elif self.folder is not None:  # a server that died: its folder goes with it
             shutil.rmtree(self.folder, ignore_errors=True)
+
+    def _start(self, base: dict[str, str], wait: bool = True) -> None:
         self.folder = tempfile.mkdtemp(prefix="nbgrader-server-")
         path = os.path.join(self.folder, "socket")
         package_parent = str(Path(__file__).resolve().parent.parent)
-        base = self.env() if self.env is not None else dict(os.environ)
         env = dict(base, PYTHONPATH=os.pathsep.join(
             p for p in (package_parent, base.get("PYTHONPATH", "")) if p))
         self.proc = subprocess.Popen(
@@ -315,17 +351,17 @@ def _server() -> _Server:
     return _Server()
 
 
-def _checker_env() -> dict[str, str]:
+def _checker_env(env: dict[str, str]) -> dict[str, str]:
+    """The checker's environment for an nbgrader command run with ``env`` (what the grader in
+    that command gives its checker, :func:`autograder.sandbox.checker_env`)."""
     from autograder import sandbox
 
-    env = sandbox.checker_env()
-    env.pop("PYTHONPATH", None)
-    return env
+    return sandbox.checker_env(env)
 
 
 @functools.cache
 def _checker_server() -> _Server:
-    return _Server(_checker_env, role="checker")
+    return _Server(role="checker")
 
 
 def forking() -> bool:
@@ -339,16 +375,17 @@ def run(args: list[str], cwd: Path, env: dict[str, str],
     at the end of stderr."""
     cmd = [sys.executable, "-m", "nbgrader", *args]
     if forking():
+        env = dict(env)
+        env.pop(CHECKER_SERVER_ENV, None)
         try:
-            path = _server().socket_path()
+            path = _server().socket_path(env)
         except (OSError, RuntimeError):
             path = None
         if path is not None:
-            env = dict(env)
-            env.pop(CHECKER_SERVER_ENV, None)
             if args[:1] == ["autograde"]:
                 try:
-                    env[CHECKER_SERVER_ENV] = _checker_server().socket_path(wait=False)
+                    env[CHECKER_SERVER_ENV] = _checker_server().socket_path(
+                        _checker_env(env), wait=False)
                 except (OSError, RuntimeError):
                     pass
             try:

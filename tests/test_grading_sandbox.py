@@ -232,7 +232,7 @@ def test_the_kernel_cannot_reach_the_nbgrader_fork_server(tmp_path: Path) -> Non
     outside the sandbox: its socket must be out of the kernel's sight and reach."""
     from autograder import nbgrader_runner
 
-    path = nbgrader_runner._server().socket_path()
+    path = nbgrader_runner._server().socket_path(dict(os.environ))
     code = (
         "import glob, os, socket\n"
         f"print('seen', os.path.exists({path!r}))\n"

@@ -77,23 +77,33 @@ def test_a_command_sees_its_folder_environment_and_config_and_its_output_is_capt
     assert done.args[1:3] == ["-m", "nbgrader"]
 
 
-def test_a_command_in_another_environment_runs_as_the_command_line(tmp_path: Path) -> None:
+def test_a_command_in_another_environment_gets_a_server_started_in_it(tmp_path: Path) -> None:
     """Modules the server imported may have read a variable when imported: a command whose
-    environment differs from the server's (outside the per-run variables) is not forked, it
-    runs as `python -m nbgrader`, with that environment."""
+    environment differs (outside the per-run variables) is forked from a new server started in
+    that environment; the replaced one finishes and ends, its folder with it. Per-run variables
+    keep the server."""
     folder = _config(tmp_path / "work", """
         import os
         print("parent", os.getppid(), "offline", os.environ.get("HF_HUB_OFFLINE"))
     """)
-    runner._server().socket_path()
-    server = runner._server().proc.pid
+
+    def parent(done: subprocess.CompletedProcess) -> str:
+        assert done.returncode == 0, done.stderr
+        return next(x for x in done.stdout.splitlines() if x.startswith("parent"))
+
+    first = parent(runner.run(LIST, folder, _env()))
+    server, old_folder = runner._server().proc.pid, runner._server().folder
+    assert first.startswith(f"parent {server} ")
+    assert parent(runner.run(LIST, folder, _env(NBG_ROOT="/elsewhere"))).startswith(
+        f"parent {server} "), "a per-run variable keeps the server"
     other = "0" if os.environ.get("HF_HUB_OFFLINE") == "1" else "1"
-    done = runner.run(LIST, folder, _env(HF_HUB_OFFLINE=other))
-    assert done.returncode == 0, done.stderr
-    line = next(x for x in done.stdout.splitlines() if x.startswith("parent"))
-    assert line.endswith(f"offline {other}") and f"parent {server} " not in line + " ", line
-    same = runner.run(LIST, folder, _env())
-    assert f"parent {server} " in same.stdout, "the same environment is forked"
+    line = parent(runner.run(LIST, folder, _env(HF_HUB_OFFLINE=other)))
+    new = runner._server().proc.pid
+    assert new != server and line == f"parent {new} offline {other}", line
+    deadline = time.monotonic() + 15
+    while (_alive(server) or Path(old_folder).exists()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(server) and not Path(old_folder).exists()
 
 
 def test_both_ways_give_the_same_answer_to_a_failing_command(tmp_path: Path,
@@ -225,7 +235,8 @@ def _checker_request_env() -> dict[str, str]:
 def test_a_checker_is_forked_ready_answers_and_ends(monkeypatch: pytest.MonkeyPatch) -> None:
     import json
 
-    monkeypatch.setenv(runner.CHECKER_SERVER_ENV, runner._checker_server().socket_path())
+    monkeypatch.setenv(runner.CHECKER_SERVER_ENV, runner._checker_server().socket_path(
+        runner._checker_env(dict(os.environ))))
     proc = runner.start_checker("selftest", _checker_request_env(), str(REPO))
     assert isinstance(proc, runner.ForkedProcess)
     assert json.loads(proc.stdout.readline()) == {"op": "ready"}
@@ -251,7 +262,8 @@ def test_a_checker_in_another_environment_is_not_forked(monkeypatch: pytest.Monk
     checker (CheckerProcess falls back to python -m autograder.checker)."""
     from autograder import checker
 
-    monkeypatch.setenv(runner.CHECKER_SERVER_ENV, runner._checker_server().socket_path())
+    monkeypatch.setenv(runner.CHECKER_SERVER_ENV, runner._checker_server().socket_path(
+        runner._checker_env(dict(os.environ))))
     env = {**_checker_request_env(), "HF_HUB_OFFLINE": "0"}
     assert runner.start_checker("selftest", env, str(REPO)) is None
     # per-run variables may differ
@@ -276,7 +288,8 @@ def test_the_checker_server_imports_what_a_notebook_s_checks_use_before_forking(
     """The point of the server: a forked checker finds its checks' heavy modules imported."""
     from autograder.checks import gpt2_imdb
 
-    monkeypatch.setenv(runner.CHECKER_SERVER_ENV, runner._checker_server().socket_path())
+    monkeypatch.setenv(runner.CHECKER_SERVER_ENV, runner._checker_server().socket_path(
+        runner._checker_env(dict(os.environ))))
     proc = runner.start_checker("gpt2_imdb", _checker_request_env(), str(REPO), quiet=False)
     assert isinstance(proc, runner.ForkedProcess)
     import json
@@ -309,3 +322,23 @@ def test_grading_scores_the_same_forked_and_from_the_command_line(
     assert found["fork"] == found["subprocess"]
     assert found["fork"]["perfect"][1] == 3 and found["fork"]["empty"][1] == 0
     assert found["fork"]["hook-result"][1] == found["fork"]["empty"][1]
+
+
+def test_a_replaced_server_finishes_what_it_runs(tmp_path: Path) -> None:
+    """A command still running when another environment replaces its server ends as it would
+    have, with its output and exit code (the old server is not told its caller is gone)."""
+    slow = _config(tmp_path / "slow", """
+        import time
+        time.sleep(3)
+        print("finished")
+        raise SystemExit(5)
+    """)
+    quick = _config(tmp_path / "quick", "")
+    results = {}
+    thread = threading.Thread(target=lambda: results.update(
+        slow=runner.run(LIST, slow, _env(SELECTOR="a"))))
+    thread.start()
+    time.sleep(1)
+    assert runner.run(LIST, quick, _env(SELECTOR="b")).returncode == 0  # replaces the server
+    thread.join(60)
+    assert results["slow"].returncode == 5 and "finished" in results["slow"].stdout
