@@ -374,24 +374,25 @@ def run(args: list[str], cwd: Path, env: dict[str, str],
     text). Past ``timeout`` seconds it is killed and the code is 124, with "timed out after N s"
     at the end of stderr."""
     cmd = [sys.executable, "-m", "nbgrader", *args]
-    if forking():
+    # Twice: a server replaced (another environment) between finding it and reaching it
+    # refuses or drops the request before starting anything; the second try finds the new one.
+    for _ in range(2 if forking() else 0):
         env = dict(env)
         env.pop(CHECKER_SERVER_ENV, None)
         try:
             path = _server().socket_path(env)
         except (OSError, RuntimeError):
-            path = None
-        if path is not None:
-            if args[:1] == ["autograde"]:
-                try:
-                    env[CHECKER_SERVER_ENV] = _checker_server().socket_path(
-                        _checker_env(env), wait=False)
-                except (OSError, RuntimeError):
-                    pass
+            break
+        if args[:1] == ["autograde"]:
             try:
-                return _run_forked(cmd, path, args, cwd, env, timeout)
-            except _NotStarted:
+                env[CHECKER_SERVER_ENV] = _checker_server().socket_path(
+                    _checker_env(env), wait=False)
+            except (OSError, RuntimeError):
                 pass
+        try:
+            return _run_forked(cmd, path, args, cwd, env, timeout)
+        except _NotStarted:
+            continue
     try:
         return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True,
                               timeout=timeout, check=False)
@@ -411,14 +412,14 @@ def _run_forked(cmd: list[str], path: str, args: list[str], cwd: Path, env: dict
         out.touch()
         err.touch()
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+            lines = _Lines(conn)
             try:
                 conn.connect(path)
-            except OSError as error:
+                conn.sendall((json.dumps({"args": list(args), "cwd": str(cwd), "env": dict(env),
+                                          "out": str(out), "err": str(err)}) + "\n").encode())
+                started = lines.next(None)
+            except OSError as error:  # nothing was started: the server went away first
                 raise _NotStarted(str(error)) from None
-            conn.sendall((json.dumps({"args": list(args), "cwd": str(cwd), "env": dict(env),
-                                      "out": str(out), "err": str(err)}) + "\n").encode())
-            lines = _Lines(conn)
-            started = lines.next(None)
             if not started or "pid" not in started:
                 raise _NotStarted(str((started or {}).get("refused", "no answer")))
             pid = started["pid"]

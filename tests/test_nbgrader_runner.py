@@ -342,3 +342,19 @@ def test_a_replaced_server_finishes_what_it_runs(tmp_path: Path) -> None:
     assert runner.run(LIST, quick, _env(SELECTOR="b")).returncode == 0  # replaces the server
     thread.join(60)
     assert results["slow"].returncode == 5 and "finished" in results["slow"].stdout
+
+
+def test_a_request_to_a_replaced_server_starts_nothing_and_is_tried_again(tmp_path: Path) -> None:
+    """Between finding a server and reaching it, another environment may replace it: the
+    request then starts nothing there (_NotStarted), and run() tries the current server."""
+    folder = _config(tmp_path / "work", "import os\nprint('parent', os.getppid())\n")
+    old_path = runner._server().socket_path(_env(SELECTOR="a"))
+    old_folder = os.path.dirname(old_path)
+    runner._server().socket_path(_env(SELECTOR="b"))  # replaces it; with nothing to finish, it ends
+    deadline = time.monotonic() + 15
+    while Path(old_folder).exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    with pytest.raises(runner._NotStarted):
+        runner._run_forked(["nbgrader", *LIST], old_path, LIST, folder, _env(SELECTOR="a"), None)
+    done = runner.run(LIST, folder, _env(SELECTOR="b"))
+    assert done.returncode == 0 and f"parent {runner._server().proc.pid}" in done.stdout
