@@ -12,6 +12,17 @@ from pathlib import Path
 
 import pytest
 
+# Longest test files first, so that xdist's workers finish together (tests/file_order.py).
+pytest_plugins = ["tests.file_order"]
+
+# One thread per math library in every test process and everything it starts (grading kernels,
+# emulators, notebooks), unless the caller sets it: the suite runs several workers on few cores,
+# and a multi-threaded torch there has its OpenMP threads wait for each other (measured on the
+# 2-core machine, three workers: the recipe test took 595 s with two threads, where one thread
+# alone takes 141 s and two on idle cores 88 s). `OMP_NUM_THREADS=2 pytest ...` overrides it.
+for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")
+
 REPO = Path(__file__).resolve().parent.parent
 FIXTURE_COURSE = REPO / "tests" / "fixtures" / "course"
 
