@@ -3,7 +3,8 @@ the last tokens of each review, the top blocks and the head train, learning rate
 epoch, batch size 8) on the packaged SmolLM2-135M backbone, trained by the ``Trainer`` from the
 same pieces ``train_classifier`` assembles, beats the majority class on held-out reviews by a
 clear margin. Not slow: CI runs it, at a reduced size (400 training reviews, 200 held-out ones,
-the last 64 tokens of each) that takes about two minutes on two idle cores.
+the last 64 tokens of each) that takes about 90 s on two idle cores with two threads, 141 s
+with the one thread per process that the suite sets (tests/conftest.py; measured 2026-12-04).
 
 Independent of the course's own metric code: accuracy is computed with scikit-learn from
 ``trainer.predict``'s logits, and the held-out cross-entropy comes from the model itself.
