@@ -238,9 +238,10 @@ def _forget(root: Path, assignment: str, student: str) -> None:
 
 def grade_one(root: Path, assignment: str, student: str, *, timeout: int | None = None,
               limit: float | None = None, workbase: Path | None = None,
-              assets: tuple[Path, ...] = ()) -> SubmissionResult:
+              assets: tuple[Path, ...] = (), threads: int | None = None) -> SubmissionResult:
     """Autograde one submission in its own process and working copy; see the module's doc.
-    ``assets``: the grading sandbox's asset folders, when the caller built them already."""
+    ``assets``: the grading sandbox's asset folders, when the caller built them already;
+    ``threads``: math-library threads for its kernel (default: all the cores, up to 4)."""
     start = time.monotonic()
     result = SubmissionResult(assignment, student, "failed")
     work = Path(tempfile.mkdtemp(prefix=f"grade-{assignment}-{student}-", dir=workbase))
@@ -281,6 +282,10 @@ def grade_one(root: Path, assignment: str, student: str, *, timeout: int | None 
             extra[sandbox.ASSETS_ENV] = os.pathsep.join(str(p) for p in assets)
         if timeout:
             extra["COURSE_CELL_TIMEOUT"] = str(int(timeout))
+        if threads:
+            from autograder import sandbox
+
+            extra[sandbox.KERNEL_THREADS_ENV] = str(int(threads))
         run = nbgrader(["autograde", assignment, "--student", student, "--force"], work,
                        timeout=limit, check=False, **extra)
         log = run.stdout + run.stderr
@@ -318,7 +323,9 @@ def grade(root: Path | None = None, assignment: str | None = None, *, jobs: int 
           limit: float | None = None) -> list[SubmissionResult]:
     """Autograde every submission in ``submitted/`` (of one assignment, or all), ``jobs`` at a
     time. ``timeout`` is the per-cell limit in seconds; ``limit`` caps one submission's whole
-    grading run (default: 20 per-cell timeouts). Writes ``grading-report.json``."""
+    grading run (default: 20 per-cell timeouts). Each kernel gets its share of the cores as
+    math-library threads (:func:`autograder.sandbox.kernel_threads`). Writes
+    ``grading-report.json``."""
     root = course_root(root)
     names = [assignment] if assignment else assignments(root)
     students = list(students) if students else None
@@ -341,9 +348,13 @@ def grade(root: Path | None = None, assignment: str | None = None, *, jobs: int 
     cell_timeout = timeout or int(os.environ.get("COURSE_CELL_TIMEOUT", "180"))
     limit = limit or 20 * cell_timeout
     ensure_tools_on_path()
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+    jobs = max(1, jobs)
+    # Each kernel's share of the cores: kernels graded at once must not out-thread the machine.
+    threads = sandbox.kernel_threads(min(jobs, len(tasks))) if tasks else None
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
         results = list(pool.map(
-            lambda t: grade_one(root, t[0], t[1], timeout=timeout, limit=limit, assets=assets),
+            lambda t: grade_one(root, t[0], t[1], timeout=timeout, limit=limit, assets=assets,
+                                threads=threads),
             tasks))
     report.save_report(root, results)
     return results

@@ -76,6 +76,9 @@ FORCED_ENV = {
 }
 #: Thread pools sized for a grading kernel (within the process limit), unless the grader sets them.
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "RAYON_NUM_THREADS")
+#: The threads each grading kernel gets, set by :func:`autograder.grading.grade` from ``--jobs``
+#: (see :func:`kernel_threads`); a variable of THREAD_ENV set in the grader's environment wins.
+KERNEL_THREADS_ENV = "AUTOGRADER_KERNEL_THREADS"
 #: Where the sandbox sees the submission's staged data files before they are copied into the
 #: size-limited working folder.
 STAGE = "/run/course-stage"
@@ -259,12 +262,23 @@ def bwrap_command(
     return args + stage + list(kernel_cmd)
 
 
+def kernel_threads(jobs: int = 1, cpus: int | None = None) -> int:
+    """Math-library threads for each of ``jobs`` kernels graded at once: their share of the
+    ``cpus`` this process may use, 1 to 4. More threads than cores is slower, not faster: torch's
+    OpenMP threads wait for each other while another kernel holds a core (on 2 cores, a training
+    step with 2 threads took 4x as long beside another busy process as with 1)."""
+    if cpus is None:
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(4, (cpus or 1) // max(1, jobs)))
+
+
 def kernel_env(env: dict[str, str] | None, *, pythonpath: list[Path], sandboxed: bool) -> dict[str, str]:
     """The environment a grading kernel gets: the named variables of ``env`` only."""
     env = dict(os.environ if env is None else env)
     out = {k: v for k, v in env.items() if k in PASSED_ENV}
     out.setdefault("COURSE_FAST", "1")
-    threads = str(max(1, min(4, os.cpu_count() or 1)))
+    wanted = env.get(KERNEL_THREADS_ENV, "").strip()
+    threads = wanted if wanted.isdigit() and int(wanted) >= 1 else str(kernel_threads())
     for key in THREAD_ENV:
         out[key] = env.get(key) or threads
     bin_dirs = [str(Path(sys.prefix) / "bin"), "/usr/local/bin", "/usr/bin", "/bin"]

@@ -294,3 +294,29 @@ def test_command_line_summary_export_and_root_after_the_command(graded: dict, tm
     assert (tmp_path / "g.csv").read_text().startswith("assignment,student,variant,status")
     assert main(["grade", "no-such-assignment", "--root", root]) == 2
     assert "no assignment 'no-such-assignment'" in capsys.readouterr().err
+
+
+def test_kernels_graded_at_once_share_the_cores(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ``jobs=2`` each kernel's math libraries get half the cores (1 to 4 threads), through
+    nbgrader's forked run and the sandbox; the setting itself does not reach the kernel."""
+    from autograder import sandbox
+
+    for name in sandbox.THREAD_ENV:  # the suite sets one thread; the instructor here sets none
+        monkeypatch.delenv(name, raising=False)
+    root = copy_fixture_course(tmp_path / "course")
+    grading.release(root, ["selftest"])
+    release = nbformat.read(root / "release" / "selftest" / "selftest.ipynb", 4)
+    release.cells.insert(1, nbformat.v4.new_code_cell(
+        "import os\nprint('threads', [os.environ.get(k) for k in "
+        f"{list(sandbox.THREAD_ENV)!r}], os.environ.get({sandbox.KERNEL_THREADS_ENV!r}))"))
+    for student in ("one", "two"):
+        folder = root / "submitted" / student / "selftest"
+        folder.mkdir(parents=True)
+        nbformat.write(release, folder / "selftest.ipynb")
+    results = grading.grade(root, "selftest", jobs=2)
+    assert [r.status for r in results] == ["graded", "graded"], [r.reasons for r in results]
+    share = str(sandbox.kernel_threads(2))
+    for student in ("one", "two"):
+        graded = nbformat.read(root / "autograded" / student / "selftest" / "selftest.ipynb", 4)
+        printed = "".join(o.get("text", "") for o in graded.cells[1].outputs)
+        assert printed.strip() == f"threads {[share] * len(sandbox.THREAD_ENV)} None", printed

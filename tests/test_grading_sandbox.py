@@ -248,3 +248,50 @@ def test_the_kernel_cannot_reach_the_nbgrader_fork_server(tmp_path: Path) -> Non
     assert done.returncode == 0, done.stderr
     assert "seen False" in done.stdout and "found []" in done.stdout, done.stdout
     assert "refused" in done.stdout and "connected" not in done.stdout
+
+
+def test_each_kernel_gets_its_share_of_the_cores() -> None:
+    """Kernels graded at once never ask for more math threads than there are cores."""
+    assert sandbox.kernel_threads(1, cpus=2) == 2
+    assert sandbox.kernel_threads(2, cpus=2) == 1
+    assert sandbox.kernel_threads(3, cpus=2) == 1  # never zero
+    assert sandbox.kernel_threads(2, cpus=16) == 4  # at most 4: small models gain nothing more
+    assert sandbox.kernel_threads(0, cpus=8) == 4
+    assert sandbox.kernel_threads(4, cpus=None) >= 1
+
+
+def test_the_graders_thread_share_reaches_the_kernel_unless_set() -> None:
+    share = {sandbox.KERNEL_THREADS_ENV: "1"}
+    env = sandbox.kernel_env(share, pythonpath=[], sandboxed=True)
+    assert all(env[k] == "1" for k in sandbox.THREAD_ENV)
+    assert sandbox.KERNEL_THREADS_ENV not in env  # the setting, not passed on
+    # the instructor's own OMP_NUM_THREADS wins over the share
+    env = sandbox.kernel_env({**share, "OMP_NUM_THREADS": "3"}, pythonpath=[], sandboxed=True)
+    assert env["OMP_NUM_THREADS"] == "3" and env["MKL_NUM_THREADS"] == "1"
+    # a bad share is ignored, not passed to the libraries
+    for bad in ("0", "-2", "two", ""):
+        env = sandbox.kernel_env({sandbox.KERNEL_THREADS_ENV: bad}, pythonpath=[], sandboxed=True)
+        assert env["OMP_NUM_THREADS"] == str(sandbox.kernel_threads())
+
+
+def test_grade_gives_each_kernel_cores_divided_by_jobs(fixture_course, monkeypatch) -> None:
+    """grading.grade passes every submission's nbgrader run the share for its --jobs."""
+    from autograder import grading
+
+    seen: list[dict] = []
+
+    def fake_grade_one(root, assignment, student, **kw):
+        seen.append(kw)
+        return grading.SubmissionResult(assignment, student, "graded")
+
+    monkeypatch.setattr(grading, "grade_one", fake_grade_one)
+    monkeypatch.setattr(grading, "release", lambda *a, **k: [])
+    monkeypatch.setattr(grading, "_in_gradebook", lambda *a: True)
+    monkeypatch.setattr(grading.report, "save_report", lambda *a, **k: None)
+    for student in ("a", "b", "c"):
+        (fixture_course / "submitted" / student / "selftest").mkdir(parents=True)
+    grading.grade(fixture_course, "selftest", jobs=2)
+    assert [kw["threads"] for kw in seen] == [sandbox.kernel_threads(2)] * 3
+    seen.clear()
+    grading.grade(fixture_course, "selftest", jobs=4, students=["a"])
+    assert [kw["threads"] for kw in seen] == [sandbox.kernel_threads(1)]  # one kernel runs
