@@ -258,8 +258,26 @@ def configure_mlflow(output_dir: str | Path | None = None, experiment: str = MLF
         os.environ.pop("MLFLOW_TRACKING_URI", None)
     if uri.startswith("databricks") and not experiment.startswith("/"):
         experiment = f"/Shared/fine-tuning-course/{experiment}"
+    _keep_artifacts_beside(uri, experiment)
     mlflow.set_experiment(experiment)
     return uri
+
+
+def _keep_artifacts_beside(uri: str, experiment: str) -> None:
+    """A new experiment in a local SQLite store keeps its artifacts (logged models) in ``mlruns/``
+    beside ``mlflow.db``. Left to MLflow, they go to ``./mlruns`` under the current folder,
+    wherever that is, away from the run's other outputs."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    if not uri.startswith("sqlite:///") or mlflow.get_experiment_by_name(experiment) is not None:
+        return
+    artifacts = Path(uri[len("sqlite:///"):]).parent / "mlruns"
+    try:
+        mlflow.create_experiment(experiment, artifact_location=artifacts.resolve().as_uri())
+    except MlflowException:  # another process created it first: keep theirs
+        if mlflow.get_experiment_by_name(experiment) is None:
+            raise
 
 
 def read_run(tracking_uri: str, run_id: str) -> dict[str, Any]:

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -139,11 +141,18 @@ def mlflow_state(monkeypatch):
     MLFLOW_TRACKING_URI and no Databricks to start with."""
     import mlflow
 
+    original = os.environ.get("MLFLOW_TRACKING_URI")
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("DATABRICKS_RUNTIME_VERSION", raising=False)
     saved = mlflow.get_tracking_uri()
     yield mlflow
     mlflow.set_tracking_uri(saved)
+    # set_tracking_uri also exports MLFLOW_TRACKING_URI; left behind, it passed for a user's
+    # setting in every later test of the worker (a training run then wrote ./mlflow.db).
+    if original is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = original
 
 
 def _experiments(db) -> list[tuple[str, str]]:
@@ -174,6 +183,26 @@ def test_configure_mlflow_makes_a_local_store_with_the_experiment(mlflow_state, 
     # configuring again (a second training run) reuses the experiment
     assert classifier.configure_mlflow(tmp_path / "out", experiment="gpt2-imdb") == uri
     assert [e for e in _experiments(db) if e[0] == "gpt2-imdb"] == [("gpt2-imdb", "active")]
+
+
+def test_logged_artifacts_stay_beside_the_store_not_in_the_current_folder(mlflow_state, tmp_path,
+                                                                          monkeypatch):
+    """MLflow puts a SQLite store's artifacts in ./mlruns of whatever folder is current; the
+    course's experiments keep them in mlruns/ beside mlflow.db, in the run's output folder."""
+    mlflow = mlflow_state
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    classifier.configure_mlflow(tmp_path / "out")
+    with mlflow.start_run():
+        mlflow.log_text("a note", "notes/note.txt")
+    assert [p.name for p in (tmp_path / "out" / "mlruns").rglob("note.txt")] == ["note.txt"]
+    assert list((tmp_path / "cwd").iterdir()) == []
+    # a second configuration (another training run) reuses the experiment and its folder
+    classifier.configure_mlflow(tmp_path / "out")
+    with mlflow.start_run():
+        mlflow.log_text("another", "notes/note.txt")
+    assert len(list((tmp_path / "out" / "mlruns").rglob("note.txt"))) == 2
+    assert list((tmp_path / "cwd").iterdir()) == []
 
 
 def test_configure_mlflow_follows_each_output_folder(mlflow_state, tmp_path):
@@ -270,8 +299,9 @@ def test_mlflow_run_has_the_parameters_and_eval_metrics(trained):
     assert "loss" in run["metrics"]
 
 
-def test_reloaded_model_classifies_like_the_saved_one_and_mlflow_serves_it(trained, tmp_path):
-    import mlflow
+def test_reloaded_model_classifies_like_the_saved_one_and_mlflow_serves_it(trained, tmp_path,
+                                                                           mlflow_state):
+    mlflow = mlflow_state
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     model = AutoModelForSequenceClassification.from_pretrained(trained.model_dir)
@@ -281,10 +311,10 @@ def test_reloaded_model_classifies_like_the_saved_one_and_mlflow_serves_it(train
     assert [p["label"] for p in direct] == [p["label"] for p in classifier.classify(model, tokenizer, reviews)]
     assert all(p["label"] in {"NEGATIVE", "POSITIVE"} and 0.5 <= p["score"] <= 1 for p in direct)
 
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
-    mlflow.set_experiment("log-pipeline")
+    classifier.configure_mlflow(tmp_path, experiment="log-pipeline")
     with mlflow.start_run():
         info = classifier.log_pipeline(model, tokenizer, max_length=64)
+    assert list((tmp_path / "mlruns").rglob("model.safetensors")), "the model is logged beside the store"
     served = mlflow.pyfunc.load_model(info.model_uri).predict(reviews)
     assert list(served["label"]) == [p["label"] for p in direct]
     assert np.allclose(served["score"], [p["score"] for p in direct], atol=1e-4)

@@ -136,7 +136,7 @@ def test_gpt2_notebook_writes_to_the_volume(tmp_path: Path) -> None:
     # nothing but the executed copy beside the notebook: the outputs went to the volume
     assert not (folder / "outputs").exists()
     # (MLflow's artifacts go to the workspace on Databricks; the local stand-in store used here
-    # keeps them in ./mlruns, which says nothing about the volume.)
+    # keeps them in mlruns/ beside its mlflow.db, which says nothing about the volume.)
 
 
 @pytest.mark.slow  # ~90 s (the emulator trains a tiny model)

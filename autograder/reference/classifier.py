@@ -122,11 +122,12 @@ def train_classifier(config: dict[str, Any] | None = None) -> TrainResult:
     recipe = default_recipe(backbone, fast=fast)
     recipe_fields = {k: config.pop(k) for k in list(config) if k in Recipe.__dataclass_fields__}
     recipe = replace(recipe, **recipe_fields)
-    output_dir = Path(config.pop("output_dir", None) or platform.output_dir("gpt2-imdb"))
+    output_dir = config.pop("output_dir", None)
     report_to = config.pop("report_to", "none")
     save = config.pop("save", True)
-    if config:
+    if config:  # before anything is written
         raise ValueError(f"train_classifier: unknown config keys {sorted(config)}")
+    output_dir = Path(output_dir or platform.output_dir("gpt2-imdb"))
 
     rank = int(os.environ.get("RANK", "0"))
     data = imdb.load_imdb().dataset
