@@ -265,8 +265,9 @@ def bwrap_command(
 def kernel_threads(jobs: int = 1, cpus: int | None = None) -> int:
     """Math-library threads for each of ``jobs`` kernels graded at once: their share of the
     ``cpus`` this process may use, 1 to 4. More threads than cores is slower, not faster: torch's
-    OpenMP threads wait for each other while another kernel holds a core (on 2 cores, a training
-    step with 2 threads took 4x as long beside another busy process as with 1)."""
+    OpenMP threads wait for each other while another process holds a core (measured on 2 cores
+    with two other busy test workers: the course's recipe training took 595 s with 2 threads,
+    290-346 s with 1)."""
     if cpus is None:
         cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return max(1, min(4, (cpus or 1) // max(1, jobs)))
